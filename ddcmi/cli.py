@@ -1,0 +1,254 @@
+"""The ``ddcmi`` command line. Every run is a profile plus optional ``--set key=value`` overrides.
+
+    ddcmi datasets                                    what is registered and where data is looked for
+    ddcmi distill --dataset mnist --method dm+cmi --ipc 10 --profile smoke
+    ddcmi evaluate runs/<run>/synset.pt --arch alexnet
+    ddcmi cmi runs/<run>/synset.pt                    CMI of a saved set under the profile's proxy pool
+    ddcmi cmi --dataset mnist --ipc 10                CMI of a random real subset
+    ddcmi pool --dataset cifar10_jpeg --profile cpu   build (or finish) a proxy pool
+    ddcmi compare --dataset cifar10 --profile cpu     the main job: DM vs DM+CMI, written under reports/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import DDCMIError
+
+EPILOG = ("Data: --data-root DIR, else $DDCMI_DATA, else ~/.cache/ddcmi/data; standard datasets download "
+          "through torchvision when missing (DDCMI_OFFLINE=1 turns that off). Ctrl-C stops cleanly and keeps "
+          "the last checkpoint; the same command resumes.")
+
+
+def _common(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
+    p.add_argument("--dataset", required=dataset_required, help="registered name (see `ddcmi datasets`) or a local path")
+    p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"],
+                   help="named defaults: smoke (seconds), cpu (2-core laptop), paper (published, GPU)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    p.add_argument("--data-root", default=None, help="folder holding the dataset (overrides $DDCMI_DATA)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set iterations=200 --set cmi.weight=100 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ddcmi", description="Dataset distillation with class-aware CMI (ICLR 2025).",
+                                 epilog=EPILOG)
+    ap.add_argument("--version", action="version", version=f"ddcmi {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("datasets", help="list registered datasets and where they are looked for", epilog=EPILOG)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--check", action="store_true", help="also load each dataset found locally (slow)")
+
+    p = sub.add_parser("distill", help="distill a synthetic set (checkpoints, resumes)", epilog=EPILOG)
+    _common(p)
+    p.add_argument("--method", required=True, help="dm or dm+cmi (see --list-methods)")
+    p.add_argument("--ipc", type=int, required=True, help="images per class")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<config key>)")
+    p.add_argument("--fresh", action="store_true", help="discard an existing checkpoint in the output folder")
+    p.add_argument("--evaluate", action="store_true", help="evaluate the result with the profile's protocol")
+
+    p = sub.add_parser("evaluate", help="train fresh networks on a saved synthetic set and test them", epilog=EPILOG)
+    p.add_argument("synset", help="path to a synset.pt")
+    p.add_argument("--arch", action="append", default=None,
+                   help="architecture(s) to evaluate (repeatable; default: the run's); 'cross' = ConvNet-3, AlexNet, VGG11, ResNet-18")
+    p.add_argument("--profile", default=None, help="evaluation recipe of this profile (default: the run's)")
+    p.add_argument("--models", type=int, default=None, help="number of networks (default: the profile's)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the profile's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="write the result as JSON here (default: beside the synset)")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("cmi", help="CMI of a saved synthetic set or of a random real subset under a proxy pool",
+                       epilog=EPILOG)
+    p.add_argument("synset", nargs="?", default=None, help="path to a synset.pt (or use --dataset/--ipc)")
+    _common(p, dataset_required=False)
+    p.add_argument("--ipc", type=int, default=10, help="with --dataset: images per class of the random real subset")
+    p.add_argument("--space", choices=["feature", "logit", "both"], default="both")
+    p.add_argument("--centroids", choices=["synthetic", "real"], default="synthetic")
+
+    p = sub.add_parser("pool", help="train (or finish training) a proxy pool and cache it", epilog=EPILOG)
+    _common(p)
+
+    p = sub.add_parser("compare", help="the main job: base method vs base+CMI, evaluated, written under reports/",
+                       epilog=EPILOG)
+    _common(p, dataset_required=False)
+    p.set_defaults(dataset="cifar10")
+    p.add_argument("--ipc", type=int, default=10)
+    p.add_argument("--methods", default="dm,dm+cmi", help="comma-separated (default dm,dm+cmi)")
+    p.add_argument("--out", default=None, help="report folder (default reports/<profile>/compare_<dataset>_ipc<ipc>)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"datasets": cmd_datasets, "distill": cmd_distill, "evaluate": cmd_evaluate, "cmi": cmd_cmi,
+                "pool": cmd_pool, "compare": cmd_compare}[args.command](args)
+    except DDCMIError as exc:
+        print(f"ddcmi {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(f"\nddcmi {args.command}: interrupted. {exc}", file=sys.stderr)
+        return 130
+
+
+def cmd_datasets(args) -> int:
+    from .data import DATASETS, data_roots
+    print("Registered datasets:")
+    for name in DATASETS.names():
+        info = DATASETS.get(name)
+        print(f"  {name:14s} {info.label:22s} {info.num_classes:4d} classes  {info.channels}x{info.size}x{info.size}  "
+              f"mean {info.mean} std {info.std}  {'download' if info.download else 'local only'}")
+    print("Looked for in (first hit wins):")
+    for origin, root in data_roots(args.data_root):
+        print(f"  {origin:14s} {root}{'' if root.exists() else '  (does not exist)'}")
+    print("A local dataset can also be given by path: a folder with train.npz + test.npz, an ImageFolder with "
+          "train/ + test/, or a .tar.gz of one.")
+    if args.check:
+        from .data import load_dataset
+        for name in DATASETS.names():
+            try:
+                d = load_dataset(name, root=args.data_root, download=False)
+                print(f"  found {name}: {len(d.train)} train / {len(d.test)} test at {d.source}")
+            except DDCMIError as exc:
+                print(f"  {name}: not found locally ({str(exc).splitlines()[0]})")
+    return 0
+
+
+def _config(args, method: str, ipc: int):
+    from .profiles import make_config
+    return make_config(args.profile, args.dataset, method, ipc, args.seed, overrides=args.overrides)
+
+
+def cmd_distill(args) -> int:
+    import shutil
+
+    from .data import load_dataset
+    from .distill import Distiller
+    from .evaluate import evaluate_synset
+    from .experiments import run_dir_for
+    from .utils import atomic_write_json, pick_device
+
+    cfg = _config(args, args.method, args.ipc)  # validates names before any data is read
+    dataset = load_dataset(args.dataset, root=args.data_root)
+    device = pick_device(args.device)
+    out = Path(args.out) if args.out else run_dir_for(cfg)
+    if args.fresh and out.exists():
+        shutil.rmtree(out)
+    result = Distiller(cfg, dataset, device=device, out_dir=out, progress=not args.quiet).run()
+    print(f"synthetic set: {out / 'synset.pt'} ({result.synset.images.shape[0]} images, "
+          f"{result.synset.provenance.get('wall_time_s')} s)")
+    if args.evaluate:
+        acc = evaluate_synset(result.synset.images, result.synset.labels, dataset, cfg.eval, seed=cfg.seed,
+                              device=device, progress=not args.quiet)
+        atomic_write_json(acc, out / "eval.json")
+        print(f"accuracy ({cfg.eval.arch}, {acc['num_models']} networks, {acc['test_images']} test images): "
+              f"{100 * acc['mean']:.2f} +- {100 * acc['std']:.2f} %")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import dataclasses
+
+    from .data import load_dataset
+    from .evaluate import CROSS_ARCH, EvalConfig, evaluate_synset
+    from .profiles import make_config
+    from .synset import SyntheticSet
+    from .utils import atomic_write_json, pick_device
+
+    synset = SyntheticSet.load(args.synset)
+    dataset = load_dataset(synset.dataset, root=args.data_root)
+    profile = args.profile or synset.profile
+    base = make_config(profile, synset.dataset, synset.config.get("method", "dm"), synset.ipc).eval
+    archs = args.arch or [base.arch]
+    if "cross" in archs:
+        archs = list(CROSS_ARCH)
+    device = pick_device(args.device)
+    results = {}
+    for arch in archs:
+        ec: EvalConfig = dataclasses.replace(base, arch=arch, arch_kwargs={} if arch != base.arch else base.arch_kwargs)
+        if args.models:
+            ec = dataclasses.replace(ec, num_models=args.models)
+        if args.epochs:
+            ec = dataclasses.replace(ec, epochs=args.epochs)
+        r = evaluate_synset(synset.images, synset.labels, dataset, ec, seed=args.seed, device=device,
+                            progress=not args.quiet)
+        results[arch] = r
+        print(f"{arch:10s} {100 * r['mean']:.2f} +- {100 * r['std']:.2f} %  ({r['num_models']} networks, "
+              f"{r['epochs']} epochs, {r['test_images']} test images, {dataset.label})")
+    out = Path(args.out) if args.out else Path(args.synset).with_name("evaluate.json")
+    atomic_write_json({"synset": str(args.synset), "profile": profile, "results": results}, out)
+    return 0
+
+
+def cmd_cmi(args) -> int:
+    from .cmi import measure_cmi
+    from .data import load_dataset, random_subset
+    from .profiles import make_config
+    from .proxy import ProxyPool
+    from .synset import SyntheticSet
+    from .utils import pick_device
+
+    device = pick_device(args.device)
+    if args.synset:
+        s = SyntheticSet.load(args.synset)
+        name, images, labels, what = s.dataset, s.images, s.labels, f"synthetic set {args.synset}"
+        dataset = load_dataset(name, root=args.data_root)
+    elif args.dataset:
+        dataset = load_dataset(args.dataset, root=args.data_root)
+        name = dataset.name
+        images, labels = random_subset(dataset, args.ipc, args.seed)
+        what = f"random real subset of {dataset.label}, IPC {args.ipc}, seed {args.seed}"
+    else:
+        print("ddcmi cmi: give a synset.pt or --dataset", file=sys.stderr)
+        return 2
+    pool_cfg = make_config(args.profile, name, "dm+cmi", 10, overrides=args.overrides).pool
+    pool = ProxyPool.build(pool_cfg, dataset, device, progress=not args.quiet)
+    sampler = dataset.real_sampler(device) if args.centroids == "real" else None
+    out = {}
+    for space in (["feature", "logit"] if args.space == "both" else [args.space]):
+        r = measure_cmi(images.to(device), labels.to(device), pool, space=space, centroids=args.centroids, real=sampler)
+        out[space] = r
+        print(f"CMI ({space} space, {args.centroids} centroids) of {what}: {r['mean']:.6g} +- {r['std']:.2g} nats "
+              f"over {len(r['per_member'])} proxies ({pool_cfg.describe()})")
+    print(json.dumps({k: {"mean": v["mean"], "std": v["std"]} for k, v in out.items()}))
+    return 0
+
+
+def cmd_pool(args) -> int:
+    from .data import load_dataset
+    from .proxy import ProxyPool
+    from .utils import pick_device
+
+    cfg = _config(args, "dm+cmi", 10).pool
+    dataset = load_dataset(args.dataset, root=args.data_root)
+    pool = ProxyPool.build(cfg, dataset, pick_device(args.device), progress=not args.quiet)
+    accs = [a for a in pool.info.get("test_acc", []) if a is not None]
+    print(f"proxy pool {cfg.describe()}: {len(pool)} networks at {pool.info['dir']}; "
+          f"test accuracy mean {100 * sum(accs) / max(len(accs), 1):.2f} %")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .experiments import compare_methods
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    out = Path(args.out) if args.out else Path("reports") / args.profile / f"compare_{args.dataset}_ipc{args.ipc}"
+    metrics = compare_methods(args.dataset, args.ipc, args.profile, methods, args.seed, args.data_root,
+                              args.device, out, args.overrides, progress=not args.quiet)
+    print((out / "table.md").read_text())
+    print(f"written: {out}/metrics.json, table.md, table.csv, synset_*.png "
+          f"({metrics['provenance'].get('wall_time_s')} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Typed run configuration and the ``key.sub=value`` overrides applied to it."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .augment import DSAConfig
+from .cmi import CMIConfig
+from .errors import ConfigError
+from .evaluate import EvalConfig
+from .proxy import PoolConfig
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Everything that determines a distillation run. Defaults come from a profile (ddcmi.profiles)."""
+
+    dataset: str
+    method: str  # a base matching method, optionally with "+cmi": "dm", "dm+cmi"
+    ipc: int
+    profile: str
+    seed: int = 0
+    iterations: int = 20_000
+    lr_img: float = 1.0
+    momentum: float = 0.5
+    real_per_class: int = 256
+    net: str = "convnet3"
+    net_kwargs: dict = field(default_factory=dict)
+    dsa: DSAConfig = field(default_factory=DSAConfig)
+    cmi: CMIConfig = field(default_factory=CMIConfig)
+    pool: PoolConfig | None = None
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval_at: tuple[int, ...] = ()  # iterations at which to evaluate during the run (the end is always evaluated by reports)
+    checkpoint_every: int = 100
+    compile: bool = False  # torch.compile the matching network and proxies (pays off on long runs)
+
+    @property
+    def base_method(self) -> str:
+        return self.method.split("+")[0]
+
+    @property
+    def uses_cmi(self) -> bool:
+        return self.method.endswith("+cmi")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def with_overrides(self, overrides: list[str] | dict | None) -> "DistillConfig":
+        return apply_overrides(self, overrides)
+
+
+def apply_overrides(config, overrides: list[str] | dict | None):
+    """Return a copy of a (nested, frozen) dataclass with ``a.b=value`` overrides, type-checked."""
+    if not overrides:
+        return config
+    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
+    for key, value in items:
+        config = _set(config, key.split("."), value, key)
+    return config
+
+
+def _split(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value (e.g. cmi.weight=100)")
+    k, v = item.split("=", 1)
+    return k.strip(), v.strip()
+
+
+def _set(obj, path: list[str], value, full_key: str):
+    names = {f.name for f in dataclasses.fields(obj)}
+    if path[0] not in names:
+        raise ConfigError(f"unknown config key {full_key!r}; {type(obj).__name__} has: {', '.join(sorted(names))}")
+    current = getattr(obj, path[0])
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"{full_key!r}: {path[0]} is not a section")
+        return dataclasses.replace(obj, **{path[0]: _set(current, path[1:], value, full_key)})
+    return dataclasses.replace(obj, **{path[0]: _coerce(value, current, full_key)})
+
+
+def _coerce(value: Any, current: Any, key: str):
+    if not isinstance(value, str):
+        return value
+    try:
+        if isinstance(current, bool):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        if isinstance(current, str):
+            return value
+        if isinstance(current, (tuple, list)):
+            parsed = json.loads(value) if value.startswith("[") else [v for v in value.split(",") if v]
+            return tuple(type(current[0])(v) if current else int(v) for v in parsed)
+        if isinstance(current, dict):
+            return json.loads(value)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{key}={value!r}: expected a {type(current).__name__} ({exc})") from exc
+    raise ConfigError(f"{key} cannot be set from the command line (type {type(current).__name__})")

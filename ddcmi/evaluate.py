@@ -1,0 +1,92 @@
+"""The evaluation protocol: train fresh networks on a synthetic set, test on the full test set.
+
+Standard recipe (method.md section 6): SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256,
+lr x 0.1 halfway (epoch 501 of 1000), DSA augmentation drawn independently per image, mean +- std
+over several freshly initialised networks. Nothing is selected on the test set: each network is
+tested once, after its last epoch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .augment import DSA, DSAConfig
+from .data import Dataset
+from .models import create_model, init_weights_
+from .proxy import accuracy
+
+CROSS_ARCH = ("convnet3", "alexnet", "vgg11", "resnet18")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    arch: str = "convnet3"
+    arch_kwargs: dict = field(default_factory=dict)  # e.g. {"width": 32} (a reduction, recorded with results)
+    epochs: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    num_models: int = 5
+    dsa: DSAConfig = field(default_factory=DSAConfig)
+    test_limit: int = 0  # 0 = the full test set; n > 0 = the first n test images (named in the output)
+
+
+def train_on_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
+                    generator: torch.Generator, device: torch.device) -> torch.nn.Module:
+    """One freshly initialised network trained on (images, labels) with the protocol's recipe."""
+    model = init_weights_(create_model(config.arch, dataset.channels, dataset.num_classes, dataset.image_size,
+                                              **config.arch_kwargs),
+                          generator).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                          weight_decay=config.weight_decay)
+    decay_epoch = config.epochs // 2
+    dsa = DSA(config.dsa)
+    x, y = images.detach().to(device), labels.to(device)
+    model.train()
+    for epoch in range(config.epochs):
+        if epoch == decay_epoch:
+            for group in opt.param_groups:
+                group["lr"] = config.lr * 0.1
+        order = torch.randperm(len(y), generator=generator).to(device)
+        for s in range(0, len(y), config.batch_size):
+            idx = order[s:s + config.batch_size]
+            xb = dsa(x[idx], generator, siamese=False) if dsa.enabled else x[idx]
+            loss = F.cross_entropy(model(xb), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+class TestSet:
+    """The normalised test split on the device, prepared once and reused by every evaluation."""
+
+    def __init__(self, dataset: Dataset, device: torch.device, limit: int = 0):
+        n = len(dataset.test) if not limit else min(limit, len(dataset.test))
+        self.x = dataset.normalize(dataset.test.images[:n], device)
+        self.y = dataset.test.labels[:n].to(device)
+        self.full = n == len(dataset.test)
+
+
+def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
+                    seed: int = 0, device: torch.device | str = "cpu", test_set: TestSet | None = None,
+                    progress: bool = True) -> dict:
+    """Train ``config.num_models`` fresh networks of ``config.arch``; accuracy mean/std in [0, 1]."""
+    device = torch.device(device)
+    test_set = test_set or TestSet(dataset, device, config.test_limit)
+    g = torch.Generator().manual_seed(seed)
+    accs, t0 = [], time.time()
+    bar = tqdm(range(config.num_models), desc=f"evaluate {config.arch}", disable=not progress, leave=False)
+    for _ in bar:
+        model = train_on_synset(images, labels, dataset, config, g, device)
+        accs.append(accuracy(model, test_set.x, test_set.y))
+        bar.set_postfix(acc=f"{accs[-1]:.3f}")
+    t = torch.tensor(accs, dtype=torch.float64)
+    return {"arch": config.arch, "mean": float(t.mean()), "std": float(t.std(unbiased=False)), "accs": accs,
+            "num_models": config.num_models, "epochs": config.epochs, "test_images": len(test_set.y),
+            "full_test_set": test_set.full, "seconds": round(time.time() - t0, 1)}

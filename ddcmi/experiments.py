@@ -1,0 +1,131 @@
+"""Experiments built from the library: the base-versus-+CMI comparison that is the kit's main job.
+
+Distillation runs live under a runs folder (``$DDCMI_RUNS`` or ``./runs``), one folder per full
+config, so a repeated or interrupted comparison reuses or resumes them. The report folder receives
+only small files: ``metrics.json`` (every number, configs, provenance), ``table.md``/``table.csv``
+and PNG figures.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+from .cmi import measure_cmi
+from .data import Dataset, load_dataset
+from .distill import Distiller
+from .profiles import make_config
+from .proxy import ProxyPool
+from .synset import SyntheticSet
+from .utils import atomic_write_json, atomic_write_text, pick_device, provenance
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("DDCMI_RUNS", "runs"))
+
+
+def run_dir_for(config) -> Path:
+    blob = json.dumps(config.to_dict(), sort_keys=True)
+    digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
+    name = f"{config.dataset}-{config.method.replace('+', '_')}-ipc{config.ipc}-{config.profile}-s{config.seed}-{digest}"
+    return runs_dir() / name
+
+
+def run_or_resume(config, dataset: Dataset, device, pool: ProxyPool | None = None, progress: bool = True):
+    """Distill (or resume, or reuse a finished run of) ``config``; returns the DistillResult."""
+    return Distiller(config, dataset, device=device, out_dir=run_dir_for(config), pool=pool,
+                     progress=progress).run()
+
+
+def evaluated(synset: SyntheticSet, dataset: Dataset, run_dir: Path, device, config, progress=True) -> dict:
+    """Evaluate a synthetic set once with ``config.eval``; cached in the run folder as eval.json."""
+    from .evaluate import evaluate_synset
+    path = run_dir / "eval.json"
+    key = json.dumps({"eval": config.to_dict()["eval"], "seed": config.seed}, sort_keys=True)
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return cached["result"]
+    result = evaluate_synset(synset.images, synset.labels, dataset, config.eval, seed=config.seed, device=device,
+                             progress=progress)
+    atomic_write_json({"key": key, "result": result}, path)
+    return result
+
+
+def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu",
+                    methods: tuple[str, ...] = ("dm", "dm+cmi"), seed: int = 0, data_root=None,
+                    device=None, out_dir: str | Path | None = None, overrides: list[str] | None = None,
+                    progress: bool = True) -> dict:
+    """Distill with each method, evaluate, measure the final CMI of each set under one proxy pool,
+    and write metrics.json, table.md, table.csv and an image grid into ``out_dir``."""
+    t0 = time.time()
+    device = pick_device(device)
+    ds = load_dataset(dataset, root=data_root)
+    sampler = ds.real_sampler(device)
+    # One proxy pool for every method: the +CMI config's pool measures the baseline too.
+    base = methods[0].split("+")[0]
+    pool_cfg = make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool
+    pool = ProxyPool.build(pool_cfg, ds, device, progress=progress)
+    rows, results = [], {}
+    for method in methods:
+        cfg = make_config(profile, dataset, method, ipc, seed, overrides=overrides)
+        res = Distiller(cfg, ds, device=device, out_dir=run_dir_for(cfg), pool=pool, progress=progress,
+                        sampler=sampler).run()
+        acc = evaluated(res.synset, ds, run_dir_for(cfg), device, cfg, progress)
+        images, labels = res.synset.images.to(device), res.synset.labels.to(device)
+        cmi_feature = measure_cmi(images, labels, pool, space="feature")
+        cmi_logit = measure_cmi(images, labels, pool, space="logit")
+        results[method] = {"accuracy": acc, "cmi_feature": cmi_feature, "cmi_logit": cmi_logit,
+                           "distill_seconds": res.synset.provenance.get("wall_time_s"),
+                           "run_dir": str(run_dir_for(cfg)), "config": cfg.to_dict()}
+        rows.append({"method": method, "acc_mean_%": round(100 * acc["mean"], 2), "acc_std_%": round(100 * acc["std"], 2),
+                     "cmi_feature_nats": round(cmi_feature["mean"], 6), "cmi_logit_nats": round(cmi_logit["mean"], 4),
+                     "distill_s": res.synset.provenance.get("wall_time_s"), "models": acc["num_models"]})
+        results[method]["synset"] = res.synset
+    metrics = {"experiment": "compare_methods", "dataset": ds.name, "dataset_label": ds.label, "ipc": ipc,
+               "profile": profile, "seed": seed, "proxy_pool": pool.info | {"describe": pool_cfg.describe()},
+               "methods": {m: {k: v for k, v in r.items() if k != "synset"} for m, r in results.items()},
+               "provenance": provenance(device, t0)}
+    if out_dir is not None:
+        out = Path(out_dir)
+        atomic_write_json(metrics, out / "metrics.json")
+        atomic_write_text(_markdown_table(rows, metrics), out / "table.md")
+        atomic_write_text(_csv(rows), out / "table.csv")
+        from .plots import save_synset_grid
+        for method, r in results.items():
+            save_synset_grid(r["synset"], out / f"synset_{method.replace('+', '_')}.png",
+                             title=f"{method} on {ds.label}, IPC {ipc}, profile {profile}")
+    return metrics
+
+
+def _pool_overrides(overrides):
+    return [o for o in (overrides or []) if o.startswith("pool.")]
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _markdown_table(rows: list[dict], metrics: dict) -> str:
+    head = list(rows[0])
+    lines = [f"# {metrics['dataset_label']} (`{metrics['dataset']}`), IPC {metrics['ipc']}, profile `{metrics['profile']}`",
+             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
+    p = metrics["provenance"]
+    lines += ["", f"Accuracy: mean +- std over {rows[0]['models']} freshly trained networks on the "
+              f"{'full' if next(iter(metrics['methods'].values()))['accuracy']['full_test_set'] else 'partial'} test set. "
+              f"CMI: mean over the proxy pool ({metrics['proxy_pool']['describe']}), feature space "
+              "(softmax over penultimate features) and logit space (softmax over logits), in nats.",
+              f"Commit {p['git_commit']}, {p['device']}, torch {p['torch_version']}, total {p.get('wall_time_s')} s.", ""]
+    return "\n".join(lines)
+
+
+__all__ = ["compare_methods", "run_or_resume", "run_dir_for", "runs_dir", "evaluated"]

@@ -1,0 +1,106 @@
+"""Profiles: the one source of defaults. ``make_config(profile, dataset, method, ipc)`` builds a run.
+
+- ``paper``: the published settings (method.md sections 3-6), meant for a GPU.
+- ``cpu``: an honest reduction measured on a 2-core machine (see docs/profiles.md for the numbers
+  behind each choice); every output records that it ran at ``cpu``.
+- ``smoke``: seconds, for tests.
+"""
+from __future__ import annotations
+
+from .cmi import CMIConfig
+from .config import DistillConfig, apply_overrides
+from .data import DATASETS
+from .errors import ConfigError, UnknownNameError
+from .evaluate import EvalConfig
+from .methods import parse_method
+from .proxy import PoolConfig
+
+PROFILES = ("smoke", "cpu", "paper")
+
+# Published CMI weights (feature-space CMI, ResNet-18 proxies), method.md section 5:
+# (base method, dataset, ipc) -> lambda. cifar10_jpeg shares CIFAR-10's values.
+PAPER_LAMBDA: dict[tuple[str, str, int], float] = {
+    ("dm", "cifar10", 10): 8000, ("dm", "cifar10", 50): 2000,
+    ("dm", "cifar100", 10): 2000, ("dm", "cifar100", 50): 500,
+    ("dm", "svhn", 10): 18000, ("dm", "svhn", 50): 500,
+    ("dc", "cifar10", 10): 50000, ("dc", "cifar10", 50): 10000,
+    ("dsa", "cifar10", 10): 50000, ("dsa", "cifar10", 50): 10000,
+    ("dsa", "cifar100", 10): 80000, ("dsa", "cifar100", 50): 20000,
+    ("dsa", "svhn", 10): 80000, ("dsa", "svhn", 50): 10000,
+    ("idc", "cifar10", 10): 100, ("idc", "cifar10", 50): 50,
+    ("idc", "cifar100", 10): 100, ("idc", "cifar100", 50): 50,
+    ("idc", "svhn", 10): 50, ("idc", "svhn", 50): 50,
+}
+
+# Where no value is published (IPC 1, MNIST family, Tiny-ImageNet): the nearest published IPC of the
+# same method on CIFAR-10, recorded in the run's config as ``cmi.weight`` (a choice, not a result).
+_LAMBDA_FALLBACK_DATASET = "cifar10"
+
+# The cpu profile's proxies are quarter-width ResNet-18s (128-d features instead of 512-d), so the
+# scale of feature-space CMI differs from the paper's: lambda is chosen so that lambda * |grad CMI| is about
+# the size of |grad DM| at initialisation (measured; docs/profiles.md).
+CPU_LAMBDA: dict[str, float] = {"dm": 2.0e5}
+CPU_LAMBDA_NOTE = "cpu profile: set so lambda*|grad CMI| ~ |grad DM| at init with the quarter-width ResNet-18 proxies (docs/profiles.md)"
+
+
+# The cpu profile's reductions, each chosen by measurement on a 2-core machine (docs/profiles.md).
+CPU = {"iterations": 600, "real_per_class": 64, "pool_arch": "resnet18", "pool_width": 16, "pool_count": 4,
+       "pool_epochs": 2, "pool_train_per_class": 2000, "eval_epochs": 300, "eval_models": 3}
+
+
+def paper_lambda(base: str, dataset: str, ipc: int) -> tuple[float, str]:
+    """The published lambda and a note on where it comes from (borrowed where none is published)."""
+    ds = "cifar10" if dataset == "cifar10_jpeg" else dataset
+    if (base, ds, ipc) in PAPER_LAMBDA:
+        return PAPER_LAMBDA[(base, ds, ipc)], f"published ({base}, {ds}, IPC {ipc})"
+    for source in (ds, _LAMBDA_FALLBACK_DATASET):
+        ipcs = [i for (b, d, i) in PAPER_LAMBDA if b == base and d == source]
+        if ipcs:
+            nearest = min(ipcs, key=lambda i: abs(i - ipc))
+            return PAPER_LAMBDA[(base, source, nearest)], f"not published; borrowed from {base} {source} IPC {nearest}"
+    raise ConfigError(f"no CMI weight is known for {base}; pass cmi.weight=... explicitly")
+
+
+def _net_for(dataset: str) -> str:
+    return "convnet4" if DATASETS.get(dataset).size >= 64 else "convnet3"
+
+
+def make_config(profile: str, dataset: str, method: str, ipc: int, seed: int = 0,
+                overrides: list[str] | dict | None = None) -> DistillConfig:
+    """The full config of a run at ``profile``, with optional ``key=value`` overrides on top."""
+    if profile not in PROFILES:
+        raise UnknownNameError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    base, with_cmi = parse_method(method)
+    if dataset not in DATASETS:
+        DATASETS.get(dataset)
+    net = _net_for(dataset)
+    if profile == "paper":
+        weight, note = paper_lambda(base, dataset, ipc) if with_cmi else (0.0, "")
+        cfg = DistillConfig(
+            dataset=dataset, method=method, ipc=ipc, profile=profile, seed=seed,
+            iterations=20_000, lr_img=1.0, momentum=0.5, real_per_class=256, net=net,
+            cmi=CMIConfig(weight=weight, space="feature", weight_note=note),
+            pool=PoolConfig(dataset, arch="resnet18", count=200, epochs=40, seed=0),
+            eval=EvalConfig(arch=net, epochs=1000, num_models=5), eval_at=(), checkpoint_every=500)
+    elif profile == "cpu":
+        weight, note = (CPU_LAMBDA[base], CPU_LAMBDA_NOTE) if with_cmi else (0.0, "")
+        cfg = DistillConfig(
+            dataset=dataset, method=method, ipc=ipc, profile=profile, seed=seed,
+            iterations=CPU["iterations"], lr_img=1.0, momentum=0.5, real_per_class=CPU["real_per_class"],
+            net=net, cmi=CMIConfig(weight=weight, space="feature", weight_note=note),
+            pool=PoolConfig(dataset, arch=CPU["pool_arch"], count=CPU["pool_count"], epochs=CPU["pool_epochs"],
+                            seed=0, train_per_class=CPU["pool_train_per_class"],
+                            arch_kwargs={"width": CPU["pool_width"]}),
+            eval=EvalConfig(arch=net, epochs=CPU["eval_epochs"], num_models=CPU["eval_models"]),
+            eval_at=(), checkpoint_every=50)
+    else:  # smoke
+        weight, note = (CPU_LAMBDA[base], CPU_LAMBDA_NOTE) if with_cmi else (0.0, "")
+        cfg = DistillConfig(
+            dataset=dataset, method=method, ipc=ipc, profile=profile, seed=seed,
+            iterations=10, lr_img=1.0, momentum=0.5, real_per_class=16, net=net, net_kwargs={"width": 32},
+            cmi=CMIConfig(weight=weight, space="feature", weight_note=note),
+            pool=PoolConfig(dataset, arch="convnet3", count=2, epochs=1, seed=0, train_per_class=50,
+                            arch_kwargs={"width": 16}),
+            eval=EvalConfig(arch=net, arch_kwargs={"width": 32}, epochs=30, num_models=2, test_limit=2000),
+            eval_at=(), checkpoint_every=5)
+    return apply_overrides(cfg, overrides)

@@ -1,0 +1,179 @@
+"""A pool of frozen pretrained proxy networks, trained once, cached on disk, held in memory.
+
+The cache key is derived from the pool's full config (dataset, architecture, count, epochs, seed,
+optimiser, subset), so two configs never share files. Members are trained one by one and each is
+saved atomically as soon as it is done: an interrupted build resumes with the next member.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data import Dataset
+from .errors import ArtefactError, ConfigError
+from .models import DDNet, create_model, init_weights_
+from .utils import atomic_torch_save, atomic_write_json, cache_dir, provenance
+
+FORMAT = "ddcmi-proxy-v1"
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The release's recipe (SGD 0.01, momentum 0.9, wd 1e-3, batch 256, no augmentation, constant lr)."""
+
+    dataset: str
+    arch: str = "resnet18"
+    count: int = 200
+    epochs: int = 40
+    seed: int = 0
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-3
+    batch_size: int = 256
+    train_per_class: int = 0  # 0 = the whole train split; n > 0 = n random images per class (approximation)
+    arch_kwargs: dict = field(default_factory=dict)
+
+    def key(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
+        return f"{self.dataset}-{self.arch}-n{self.count}-e{self.epochs}-s{self.seed}-{digest}"
+
+    def describe(self) -> str:
+        subset = "all" if not self.train_per_class else f"{self.train_per_class}/class"
+        return f"{self.count} x {self.arch} {self.arch_kwargs or ''}, {self.epochs} epochs on {subset} ({self.key()})"
+
+    def __hash__(self):
+        return hash(self.key())
+
+
+def pool_dir(config: PoolConfig, root: str | Path | None = None) -> Path:
+    return Path(root or cache_dir() / "pools") / config.key()
+
+
+class ProxyPool:
+    """K frozen networks in eval mode, all in memory; :meth:`draw` picks one uniformly."""
+
+    def __init__(self, config: PoolConfig, members: list[DDNet], mean, std, info: dict | None = None):
+        self.config, self.members, self.mean, self.std = config, members, tuple(mean), tuple(std)
+        self.info = info or {}
+        for m in members:
+            m.eval().requires_grad_(False)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def draw(self, generator: torch.Generator) -> int:
+        """Index of a member drawn uniformly at random."""
+        return int(torch.randint(len(self.members), (1,), generator=generator))
+
+    @classmethod
+    def build(cls, config: PoolConfig, dataset: Dataset, device: torch.device | str = "cpu",
+              root: str | Path | None = None, progress: bool = True) -> "ProxyPool":
+        """Train the members that are not cached yet (resumable), then load the whole pool."""
+        if dataset.name != config.dataset:
+            raise ConfigError(f"pool config is for {config.dataset!r} but the dataset given is {dataset.name!r}")
+        device = torch.device(device)
+        d = pool_dir(config, root)
+        missing = [i for i in range(config.count) if not (d / f"member_{i:04d}.pt").exists()]
+        if missing:
+            x, y = _training_split(dataset, config, device)
+            xt, yt = dataset.normalize(dataset.test.images, device), dataset.test.labels.to(device)
+            bar = tqdm(missing, desc=f"proxy pool {config.key()}", disable=not progress)
+            for i in bar:
+                t0 = time.time()
+                model = _train_member(config, dataset, x, y, i, device, progress)
+                acc = accuracy(model, xt, yt)
+                bar.set_postfix(test_acc=f"{acc:.3f}")
+                atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(config), "index": i,
+                                   "state_dict": model.state_dict(), "test_acc": acc,
+                                   "train_seconds": round(time.time() - t0, 1)}, d / f"member_{i:04d}.pt")
+        return cls.load(config, dataset, device, root)
+
+    @classmethod
+    def load(cls, config: PoolConfig, dataset: Dataset, device: torch.device | str = "cpu",
+             root: str | Path | None = None) -> "ProxyPool":
+        d = pool_dir(config, root)
+        members, accs, secs = [], [], []
+        for i in range(config.count):
+            path = d / f"member_{i:04d}.pt"
+            if not path.exists():
+                raise ArtefactError(f"proxy pool member {path} is missing; build the pool with "
+                                    f"`ddcmi pool` or ProxyPool.build(...)")
+            try:
+                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise ArtefactError(f"proxy checkpoint {path} is unreadable ({exc}); delete it and rebuild "
+                                    f"the pool (`ddcmi pool ...` retrains only missing members)") from exc
+            if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+                raise ArtefactError(f"{path} is not a ddcmi proxy checkpoint ({FORMAT}); delete it and rebuild")
+            if ckpt.get("config") != dataclasses.asdict(config) or ckpt.get("index") != i:
+                raise ArtefactError(f"{path} was trained for another config ({ckpt.get('config')}, member "
+                                    f"{ckpt.get('index')}), not {dataclasses.asdict(config)} member {i}; "
+                                    f"delete {d} and rebuild")
+            model = _new_member(config, dataset)
+            try:
+                model.load_state_dict(ckpt["state_dict"])
+            except RuntimeError as exc:
+                raise ArtefactError(f"{path} does not fit {config.arch}: {exc}") from exc
+            members.append(model.to(device))
+            accs.append(ckpt.get("test_acc"))
+            secs.append(ckpt.get("train_seconds"))
+        info = {"config": dataclasses.asdict(config), "key": config.key(), "test_acc": accs,
+                "train_seconds": secs, "dir": str(d)}
+        if accs and all(a is not None for a in accs):
+            info["test_acc_mean"] = sum(accs) / len(accs)
+        if not (d / "pool.json").exists():
+            atomic_write_json({**info, "provenance": provenance(torch.device(device))}, d / "pool.json")
+        return cls(config, members, dataset.mean, dataset.std, info)
+
+
+def _new_member(config: PoolConfig, dataset: Dataset) -> DDNet:
+    return create_model(config.arch, dataset.channels, dataset.num_classes, dataset.image_size,
+                        **config.arch_kwargs)
+
+
+def _training_split(dataset: Dataset, config: PoolConfig, device):
+    if config.train_per_class:
+        g = torch.Generator().manual_seed(config.seed)
+        sampler = dataset.real_sampler(device)
+        return sampler.initial_images(config.train_per_class, g)
+    return dataset.normalize(dataset.train.images, device), dataset.train.labels.to(device)
+
+
+def _train_member(config: PoolConfig, dataset: Dataset, x, y, index: int, device, progress: bool) -> DDNet:
+    g = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
+    model = init_weights_(_new_member(config, dataset), g).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                          weight_decay=config.weight_decay)
+    model.train()
+    n = x.shape[0]
+    steps = range(config.epochs * ((n + config.batch_size - 1) // config.batch_size))
+    bar = tqdm(total=len(steps), desc=f"member {index}", leave=False, disable=not progress)
+    for _ in range(config.epochs):
+        order = torch.randperm(n, generator=g).to(device)
+        for s in range(0, n, config.batch_size):
+            idx = order[s:s + config.batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update()
+    bar.close()
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    was_training = model.training
+    model.eval()
+    correct = sum(int((model(x[s:s + batch]).argmax(1) == y[s:s + batch]).sum()) for s in range(0, len(y), batch))
+    model.train(was_training)
+    return correct / len(y)

@@ -1,0 +1,107 @@
+"""The synthetic-set artefact: one file with the images and everything needed to use them.
+
+Images are stored **normalised** with the dataset's mean/std (the space the distiller optimises and
+the evaluation networks consume). ``SyntheticSet.load(path)`` needs nothing else;
+``export(dir)`` writes the ``images.pt`` / ``labels.pt`` pair read by DD-Ranking and the other
+public evaluators (normalised space by default, which is what DD-Ranking expects; ``space="unit"``
+writes [0,1] pixels instead) plus a ``meta.json`` that says which.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import denormalize
+from .errors import ArtefactError
+from .utils import atomic_torch_save, atomic_write_json
+
+FORMAT = "ddcmi-synset-v1"
+
+
+@dataclass
+class SyntheticSet:
+    images: torch.Tensor  # N x C x H x W, float32, normalised with mean/std
+    labels: torch.Tensor  # N, int64
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    dataset: str
+    dataset_label: str
+    method: str
+    profile: str
+    seed: int
+    config: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def ipc(self) -> int:
+        return int(torch.bincount(self.labels).max()) if self.labels.numel() else 0
+
+    def validate(self) -> None:
+        if not torch.is_tensor(self.images) or self.images.dim() != 4 or not self.images.is_floating_point():
+            raise ArtefactError(f"synthetic images must be a float N x C x H x W tensor, got "
+                                f"{getattr(self.images, 'shape', type(self.images))}")
+        if not torch.is_tensor(self.labels) or self.labels.shape != (self.images.shape[0],):
+            raise ArtefactError(f"labels must be a tensor of shape ({self.images.shape[0]},)")
+        if self.labels.numel() and int(self.labels.max()) >= len(self.classes):
+            raise ArtefactError(f"labels reach {int(self.labels.max())} but only {len(self.classes)} classes are named")
+        if len(self.mean) != self.images.shape[1] or len(self.std) != self.images.shape[1]:
+            raise ArtefactError(f"mean/std have {len(self.mean)} channels, images have {self.images.shape[1]}")
+        if not torch.isfinite(self.images).all():
+            raise ArtefactError("synthetic images contain NaN or infinite values")
+
+    def to_unit(self) -> torch.Tensor:
+        """Images in [0,1] pixel space (clamped), e.g. for plotting."""
+        return denormalize(self.images, self.mean, self.std).clamp(0, 1)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(format=FORMAT, images=self.images.detach().cpu().float().contiguous(),
+                 labels=self.labels.detach().cpu().long(), mean=list(self.mean), std=list(self.std))
+        return d
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_torch_save(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path, expect_dataset: str | None = None) -> "SyntheticSet":
+        path = Path(path)
+        if not path.is_file():
+            raise ArtefactError(f"no synthetic set at {path}")
+        try:
+            d = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ArtefactError(f"{path} is not a readable synthetic set ({type(exc).__name__}: {exc}); "
+                                f"re-run `ddcmi distill` to recreate it") from exc
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ArtefactError(f"{path} is not a ddcmi synthetic set (expected format {FORMAT!r})")
+        names = [f.name for f in cls.__dataclass_fields__.values()]
+        missing = [n for n in names if n not in d]
+        if missing:
+            raise ArtefactError(f"{path} lacks the fields {missing}; it is truncated or from another version")
+        s = cls(**{n: d[n] for n in names})
+        s.mean, s.std = tuple(s.mean), tuple(s.std)
+        if expect_dataset is not None and s.dataset != expect_dataset:
+            raise ArtefactError(f"{path} holds a {s.dataset} synthetic set, not {expect_dataset}")
+        return s
+
+    def export(self, directory: str | Path, space: str = "normalized") -> Path:
+        """Write ``images.pt`` (float N x C x H x W) and ``labels.pt`` (int64 N) for public evaluators."""
+        if space not in ("normalized", "unit"):
+            raise ArtefactError(f"space must be 'normalized' or 'unit', got {space!r}")
+        directory = Path(directory)
+        images = self.images if space == "normalized" else self.to_unit()
+        atomic_torch_save(images.detach().cpu().contiguous(), directory / "images.pt")
+        atomic_torch_save(self.labels.cpu(), directory / "labels.pt")
+        atomic_write_json({"space": space, "mean": list(self.mean), "std": list(self.std),
+                           "dataset": self.dataset, "dataset_label": self.dataset_label, "method": self.method,
+                           "classes": self.classes, "ipc": self.ipc,
+                           "note": "normalized = (pixel - mean) / std with pixels in [0,1]; unit = pixels in [0,1]"},
+                          directory / "meta.json")
+        return directory

@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+import ddcmi
+from ddcmi.cli import main
+from ddcmi.profiles import PAPER_LAMBDA, make_config, paper_lambda
+
+
+def test_paper_profile_is_the_published_setting():
+    cfg = make_config("paper", "cifar10", "dm+cmi", 10)
+    assert (cfg.iterations, cfg.lr_img, cfg.momentum, cfg.real_per_class) == (20000, 1.0, 0.5, 256)
+    assert cfg.cmi.weight == 8000 and cfg.cmi.space == "feature" and cfg.cmi.centroids == "synthetic"
+    assert (cfg.pool.arch, cfg.pool.epochs, cfg.pool.lr, cfg.pool.weight_decay) == ("resnet18", 40, 0.01, 1e-3)
+    assert (cfg.eval.epochs, cfg.eval.lr, cfg.eval.weight_decay, cfg.eval.num_models) == (1000, 0.01, 5e-4, 5)
+    assert make_config("paper", "cifar100", "dm+cmi", 50).cmi.weight == 500
+    assert make_config("paper", "svhn", "dm+cmi", 10).cmi.weight == 18000
+    assert make_config("paper", "cifar10_jpeg", "dm+cmi", 50).cmi.weight == 2000
+    assert make_config("paper", "tinyimagenet", "dm", 10).net == "convnet4"
+    assert make_config("paper", "cifar10", "dm", 10).cmi.weight == 0
+
+
+def test_unpublished_lambda_is_borrowed_and_says_so():
+    w, note = paper_lambda("dm", "cifar10", 1)
+    assert w == PAPER_LAMBDA[("dm", "cifar10", 10)] and "not published" in note
+    assert "not published" in make_config("paper", "mnist", "dm+cmi", 10).cmi.weight_note
+
+
+def test_every_profile_records_its_name():
+    for p in ddcmi.PROFILES:
+        assert make_config(p, "mnist", "dm", 10).profile == p
+
+
+def test_help_reads(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("distill", "evaluate", "cmi", "pool", "datasets", "compare"):
+        assert cmd in out
+
+
+def test_cli_distill_evaluate_cmi_round_trip(tmp_path, capsys, mnist):
+    out = tmp_path / "run"
+    assert main(["distill", "--dataset", "mnist", "--method", "dm+cmi", "--ipc", "10", "--profile", "smoke",
+                 "--out", str(out), "--evaluate", "--quiet"]) == 0
+    acc = json.loads((out / "eval.json").read_text())
+    assert acc["mean"] > 0.3
+    assert main(["evaluate", str(out / "synset.pt"), "--models", "1", "--epochs", "5", "--quiet"]) == 0
+    assert "convnet3" in capsys.readouterr().out
+    assert main(["cmi", str(out / "synset.pt"), "--profile", "smoke", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "feature space" in text and "logit space" in text
+
+
+def test_cli_errors_are_clear_and_exit_2(capsys, tmp_path):
+    assert main(["distill", "--dataset", "cifar11", "--method", "dm", "--ipc", "1", "--profile", "smoke"]) == 2
+    assert "unknown dataset 'cifar11'" in capsys.readouterr().err
+    assert main(["distill", "--dataset", "mnist", "--method", "dm", "--ipc", "1", "--profile", "smoke",
+                 "--data-root", str(tmp_path / "nowhere")]) in (0, 2)  # DDCMI_DATA still finds it
+    assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
+    assert "no synthetic set" in capsys.readouterr().err
+
+
+def test_cli_datasets_lists_registry(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "cifar10_jpeg" in out and "CIFAR-10 (JPEG q75)" in out and "DDCMI_DATA" in out

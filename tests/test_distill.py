@@ -1,0 +1,118 @@
+"""Distillation: DM and DM+CMI run, beat chance, checkpoint, resume exactly, and fail loudly."""
+import pytest
+import torch
+
+import ddcmi
+from ddcmi import Distiller, make_config
+from ddcmi.evaluate import evaluate_synset
+from ddcmi.methods import DMMatching
+
+
+def smoke(method="dm+cmi", ipc=10, **over):
+    return make_config("smoke", "mnist", method, ipc, overrides=over or None)
+
+
+@pytest.mark.parametrize("method", ["dm", "dm+cmi"])
+def test_smoke_run_beats_chance(mnist, method, tmp_path):
+    cfg = smoke(method)
+    result = Distiller(cfg, mnist, out_dir=tmp_path, progress=False).run()
+    s = result.synset
+    assert s.images.shape == (100, 1, 28, 28) and s.method == method and s.profile == "smoke"
+    steps = result.history["steps"]
+    assert len(steps) == cfg.iterations and all("match" in r for r in steps)
+    assert all(("cmi" in r) == (method == "dm+cmi") for r in steps)
+    acc = evaluate_synset(s.images, s.labels, mnist, cfg.eval, progress=False)
+    assert acc["mean"] > 0.3  # chance is 0.1
+    assert (tmp_path / "synset.pt").exists() and (tmp_path / "history.json").exists()
+    init = torch.load(tmp_path / "initial_images.pt")
+    assert not torch.equal(init, s.images)  # the pixels moved
+
+
+def test_cmi_changes_the_result_and_lowers_cmi(mnist):
+    """Same seed, same real draws: DM+CMI ends with lower CMI under its own pool than DM."""
+    plain = Distiller(smoke("dm", iterations=20), mnist, progress=False).run().synset
+    reg = Distiller(smoke("dm+cmi", iterations=20), mnist, progress=False)
+    withcmi = reg.run().synset
+    assert not torch.equal(plain.images, withcmi.images)
+    a = ddcmi.measure_cmi(plain.images, plain.labels, reg.pool, space="feature")["mean"]
+    b = ddcmi.measure_cmi(withcmi.images, withcmi.labels, reg.pool, space="feature")["mean"]
+    assert b < a
+
+
+def test_same_seed_same_result_other_seed_other_result(mnist):
+    a = Distiller(smoke("dm", iterations=3), mnist, progress=False).run().synset.images
+    b = Distiller(smoke("dm", iterations=3), mnist, progress=False).run().synset.images
+    c = Distiller(make_config("smoke", "mnist", "dm", 10, seed=1, overrides=["iterations=3"]), mnist,
+                  progress=False).run().synset.images
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_interrupted_run_resumes_to_the_same_result(mnist, tmp_path, monkeypatch):
+    cfg = smoke("dm+cmi", iterations=8, checkpoint_every=100)
+    full = Distiller(cfg, mnist, progress=False).run().synset.images
+
+    original = DMMatching.loss_and_backward
+    calls = {"n": 0}
+
+    def interrupt_at_fifth(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(DMMatching, "loss_and_backward", interrupt_at_fifth)
+    with pytest.raises(KeyboardInterrupt, match="stopped after 4 of 8"):
+        Distiller(cfg, mnist, out_dir=tmp_path, progress=False).run()
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ckpt["iteration"] == 4
+    monkeypatch.setattr(DMMatching, "loss_and_backward", original)
+    resumed = Distiller(cfg, mnist, out_dir=tmp_path, progress=False).run()
+    assert torch.allclose(resumed.synset.images, full, atol=1e-6)
+    assert [r["iteration"] for r in resumed.history["steps"]] == list(range(1, 9))
+
+
+def test_checkpoint_from_another_config_is_refused(mnist, tmp_path):
+    Distiller(smoke("dm", iterations=2, checkpoint_every=1), mnist, out_dir=tmp_path, progress=False).run()
+    with pytest.raises(ddcmi.ArtefactError, match="another config.*lr_img"):
+        Distiller(smoke("dm", iterations=2, lr_img=0.5), mnist, out_dir=tmp_path, progress=False).run()
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ddcmi.ArtefactError, match="unreadable"):
+        Distiller(smoke("dm", iterations=2), mnist, out_dir=tmp_path, progress=False).run()
+
+
+def test_nan_loss_stops_with_a_clear_error(mnist, tmp_path):
+    d = Distiller(smoke("dm", iterations=5, checkpoint_every=1), mnist, out_dir=tmp_path, progress=False)
+    original = d.method.loss_and_backward
+    calls = {"n": 0}
+
+    def nan_on_third(images, labels, g):
+        calls["n"] += 1
+        out = original(images, labels, g)
+        return {"match": float("nan")} if calls["n"] == 3 else out
+
+    d.method.loss_and_backward = nan_on_third
+    with pytest.raises(ddcmi.NonFiniteLossError, match="iteration 3.*lr_img"):
+        d.run()
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["iteration"] == 2
+
+
+def test_cmi_interval_and_no_work_at_ipc1(mnist):
+    steps = Distiller(smoke("dm+cmi", iterations=6, **{"cmi.interval": 3}), mnist, progress=False).run().history["steps"]
+    assert [("cmi" in r) for r in steps] == [True, False, False, True, False, False]
+    steps1 = Distiller(smoke("dm+cmi", ipc=1, iterations=2), mnist, progress=False).run().history["steps"]
+    assert all("cmi" not in r for r in steps1)  # identically zero: not computed
+
+
+def test_bad_input_errors(mnist):
+    with pytest.raises(ddcmi.UnknownNameError, match="unknown method 'dmm'.*dm\\+cmi"):
+        make_config("smoke", "mnist", "dmm", 10)
+    with pytest.raises(ddcmi.UnknownNameError, match="unknown profile"):
+        make_config("laptop", "mnist", "dm", 10)
+    with pytest.raises(ddcmi.ConfigError, match="IPC 6000 is larger than the smallest class"):
+        Distiller(smoke("dm", ipc=6000), mnist, progress=False)
+    with pytest.raises(ddcmi.ConfigError, match="needs cmi.weight"):
+        Distiller(smoke("dm+cmi", **{"cmi.weight": 0.0}), mnist, progress=False)
+    with pytest.raises(ddcmi.ConfigError, match="unknown config key 'iters'"):
+        smoke("dm", iters=3)
+    with pytest.raises(ddcmi.ConfigError, match="expected a int"):
+        smoke("dm", iterations="many")

@@ -1,0 +1,93 @@
+import dataclasses
+
+import pytest
+import torch
+
+import ddcmi
+from ddcmi import SyntheticSet
+from ddcmi.proxy import PoolConfig, ProxyPool, pool_dir
+
+
+def toy_synset(**kw):
+    base = dict(images=torch.randn(6, 3, 8, 8), labels=torch.tensor([0, 0, 1, 1, 2, 2]), classes=["a", "b", "c"],
+                mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2), dataset="toy", dataset_label="Toy", method="dm",
+                profile="smoke", seed=3, config={"ipc": 2}, provenance={"git_commit": "x"})
+    base.update(kw)
+    return SyntheticSet(**base)
+
+
+def test_round_trip_keeps_everything(tmp_path):
+    s = toy_synset()
+    s.save(tmp_path / "s.pt")
+    t = SyntheticSet.load(tmp_path / "s.pt")
+    assert torch.equal(s.images, t.images) and torch.equal(s.labels, t.labels)
+    assert (t.classes, t.mean, t.dataset, t.seed, t.config, t.ipc) == (s.classes, s.mean, "toy", 3, {"ipc": 2}, 2)
+
+
+def test_export_for_public_evaluators(tmp_path):
+    s = toy_synset()
+    s.export(tmp_path / "norm")
+    assert torch.equal(torch.load(tmp_path / "norm" / "images.pt"), s.images)
+    assert torch.equal(torch.load(tmp_path / "norm" / "labels.pt"), s.labels)
+    s.export(tmp_path / "unit", space="unit")
+    unit = torch.load(tmp_path / "unit" / "images.pt")
+    assert unit.min() >= 0 and unit.max() <= 1
+    assert torch.allclose(unit, (s.images * 0.2 + 0.5).clamp(0, 1))
+
+
+def test_corrupt_truncated_and_foreign_files_are_refused(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(ddcmi.ArtefactError, match="not a readable synthetic set"):
+        SyntheticSet.load(tmp_path / "junk.pt")
+    torch.save({"images": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(ddcmi.ArtefactError, match="not a ddcmi synthetic set"):
+        SyntheticSet.load(tmp_path / "foreign.pt")
+    d = toy_synset().to_dict()
+    del d["classes"]
+    torch.save(d, tmp_path / "trunc.pt")
+    with pytest.raises(ddcmi.ArtefactError, match="lacks the fields"):
+        SyntheticSet.load(tmp_path / "trunc.pt")
+    toy_synset().save(tmp_path / "ok.pt")
+    with pytest.raises(ddcmi.ArtefactError, match="not mnist"):
+        SyntheticSet.load(tmp_path / "ok.pt", expect_dataset="mnist")
+    with pytest.raises(ddcmi.ArtefactError, match="NaN"):
+        toy_synset(images=torch.full((6, 3, 8, 8), float("nan")))
+    with pytest.raises(ddcmi.ArtefactError, match="labels reach"):
+        toy_synset(labels=torch.tensor([0, 0, 1, 1, 2, 5]))
+
+
+def tiny_pool_config(**kw):
+    return PoolConfig("mnist", arch="convnet3", count=2, epochs=1, train_per_class=20, arch_kwargs={"width": 8}, **kw)
+
+
+def test_pool_is_built_once_cached_by_config_and_drawn_from_a_generator(mnist, tmp_path):
+    cfg = tiny_pool_config()
+    pool = ProxyPool.build(cfg, mnist, root=tmp_path, progress=False)
+    assert len(pool) == 2 and all(not m.training for m in pool.members)
+    assert all(not p.requires_grad for m in pool.members for p in m.parameters())
+    assert all(0.1 < a <= 1 for a in pool.info["test_acc"])  # trained above chance
+    files = sorted(pool_dir(cfg, tmp_path).glob("member_*.pt"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = ProxyPool.build(cfg, mnist, root=tmp_path, progress=False)  # cached: nothing retrained
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    assert torch.equal(again.members[1].classifier.weight, pool.members[1].classifier.weight)
+    draws = [pool.draw(torch.Generator().manual_seed(s)) for s in range(40)]
+    assert set(draws) == {0, 1}
+    assert pool_dir(cfg, tmp_path) != pool_dir(dataclasses.replace(cfg, epochs=2), tmp_path)
+
+
+def test_pool_checkpoints_from_another_config_or_corrupt_are_refused(mnist, tmp_path):
+    cfg = tiny_pool_config()
+    ProxyPool.build(cfg, mnist, root=tmp_path, progress=False)
+    other = tiny_pool_config(seed=1)
+    d_other = pool_dir(other, tmp_path)
+    d_other.mkdir(parents=True)
+    for f in pool_dir(cfg, tmp_path).glob("member_*.pt"):
+        (d_other / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(ddcmi.ArtefactError, match="trained for another config"):
+        ProxyPool.load(other, mnist, root=tmp_path)
+    (pool_dir(cfg, tmp_path) / "member_0001.pt").write_bytes(b"broken")
+    with pytest.raises(ddcmi.ArtefactError, match="unreadable.*rebuild"):
+        ProxyPool.load(cfg, mnist, root=tmp_path)
+    with pytest.raises(ddcmi.ConfigError, match="pool config is for 'cifar10'"):
+        ProxyPool.build(dataclasses.replace(cfg, dataset="cifar10"), mnist, root=tmp_path)
