@@ -39,7 +39,7 @@ _LAMBDA_FALLBACK_DATASET = "cifar10"
 # The cpu profile's proxies are quarter-width ResNet-18s (128-d features instead of 512-d), so the
 # scale of feature-space CMI differs from the paper's: lambda is chosen so that lambda * |grad CMI| is about
 # the size of |grad DM| at initialisation (measured; docs/profiles.md).
-CPU_LAMBDA: dict[str, float] = {"dm": 2.0e5}
+CPU_LAMBDA: dict[str, float] = {"dm": 5000.0}
 CPU_LAMBDA_NOTE = "cpu profile: set so lambda*|grad CMI| ~ |grad DM| at init with the quarter-width ResNet-18 proxies (docs/profiles.md)"
 
 
