@@ -75,7 +75,9 @@ class SyntheticSet:
         if not path.is_file():
             raise ArtefactError(f"no synthetic set at {path}")
         try:
-            d = torch.load(path, map_location="cpu", weights_only=True)
+            # TorchVersion (a str) is allowed for files written before provenance stored plain strings
+            with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+                d = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise ArtefactError(f"{path} is not a readable synthetic set ({type(exc).__name__}: {exc}); "
                                 f"re-run `ddcmi distill` to recreate it") from exc

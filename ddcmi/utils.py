@@ -82,7 +82,7 @@ def device_name(device: torch.device) -> str:
 def provenance(device: torch.device, started: float | None = None) -> dict:
     from . import __version__
 
-    out = {"ddcmi_version": __version__, "git_commit": git_commit(), "torch_version": torch.__version__,
+    out = {"ddcmi_version": __version__, "git_commit": git_commit(), "torch_version": str(torch.__version__),
            "python": platform.python_version(), "device": device_name(device), "host": platform.node(),
            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if started is not None:

@@ -53,11 +53,17 @@ def test_cli_distill_evaluate_cmi_round_trip(tmp_path, capsys, mnist):
     assert "feature space" in text and "logit space" in text
 
 
-def test_cli_errors_are_clear_and_exit_2(capsys, tmp_path):
+def test_cli_errors_are_clear_and_exit_2(capsys, tmp_path, monkeypatch):
     assert main(["distill", "--dataset", "cifar11", "--method", "dm", "--ipc", "1", "--profile", "smoke"]) == 2
     assert "unknown dataset 'cifar11'" in capsys.readouterr().err
+    assert main(["distill", "--dataset", "mnist", "--method", "dmx", "--ipc", "1", "--profile", "smoke"]) == 2
+    assert "unknown method 'dmx'" in capsys.readouterr().err
+    monkeypatch.delenv("DDCMI_DATA", raising=False)
+    monkeypatch.setenv("DDCMI_CACHE", str(tmp_path / "cache"))
     assert main(["distill", "--dataset", "mnist", "--method", "dm", "--ipc", "1", "--profile", "smoke",
-                 "--data-root", str(tmp_path / "nowhere")]) in (0, 2)  # DDCMI_DATA still finds it
+                 "--data-root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'mnist' not found" in err and "nowhere" in err and "DDCMI_DATA" in err
     assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
     assert "no synthetic set" in capsys.readouterr().err
 
