@@ -98,13 +98,21 @@ class CMIRegularizer:
     """
 
     def __init__(self, pool: "ProxyPool", config: CMIConfig, input_space: str = "normalized",
-                 real: "RealSampler | None" = None):
+                 real: "RealSampler | None" = None, compile: bool = False):
         if input_space not in ("normalized", "unit"):
             raise ConfigError(f"input_space must be 'normalized' or 'unit', got {input_space!r}")
         if config.centroids == "real" and real is None:
             raise ConfigError("real-data centroids need a RealSampler of the pool's dataset")
         self.pool, self.config, self.input_space, self.real = pool, config, input_space, real
         self._real_centroids: dict[int, torch.Tensor] = {}
+        self._compiled = _CompiledProxy(pool.members[0]) if compile else None
+
+    def proxy(self, index: int) -> torch.nn.Module:
+        """Pool member ``index`` (with ``compile``: its weights copied into one compiled network,
+        so the graph is compiled once for the whole pool)."""
+        if self._compiled is None:
+            return self.pool.members[index]
+        return self._compiled.load(self.pool.members[index])
 
     def is_due(self, step: int) -> bool:
         return self.config.weight > 0 and step % self.config.interval == 0
@@ -140,7 +148,7 @@ class CMIRegularizer:
         weight = self.config.weight if weight is None else weight
         if self.known_zero(labels):
             return 0.0
-        proxy = self.pool.members[proxy_index]
+        proxy = self.proxy(proxy_index)
         centroids = self.centroids_for(proxy_index, proxy)
         total, n = 0.0, labels.shape[0]
         for c in torch.unique(labels).tolist():
@@ -155,6 +163,29 @@ class CMIRegularizer:
                     (weight * part).backward()
             total += float(part.detach())
         return total
+
+
+class _CompiledProxy:
+    """One frozen copy of a pool member with compiled ``embed`` and ``__call__``; :meth:`load` copies
+    another member's weights in place (same shapes, so nothing is recompiled)."""
+
+    def __init__(self, template: torch.nn.Module):
+        import copy
+        self.net = copy.deepcopy(template).eval().requires_grad_(False)
+        self.embed = torch.compile(self.net.embed)
+        self._forward = torch.compile(self.net.forward)
+        self._loaded: int | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x)
+
+    @torch.no_grad()
+    def load(self, member: torch.nn.Module) -> "_CompiledProxy":
+        if self._loaded != id(member):
+            for dst, src in zip(self.net.state_dict().values(), member.state_dict().values()):
+                dst.copy_(src)
+            self._loaded = id(member)
+        return self
 
 
 @torch.no_grad()

@@ -63,7 +63,8 @@ class Distiller:
                 pool = ProxyPool.build(config.pool, dataset, self.device, progress=progress)
             if pool.config.dataset != dataset.name:
                 raise ArtefactError(f"the proxy pool was trained on {pool.config.dataset}, not {dataset.name}")
-            self.regularizer = CMIRegularizer(pool, config.cmi, input_space="normalized", real=self.sampler)
+            self.regularizer = CMIRegularizer(pool, config.cmi, input_space="normalized", real=self.sampler,
+                                              compile=config.compile)
         self.pool = pool
         self._test_set: TestSet | None = None
 
@@ -110,6 +111,11 @@ class Distiller:
     def run(self) -> DistillResult:
         cfg = self.config
         state = self._load_checkpoint() or self._fresh_state()
+        finished = self.out_dir / "synset.pt" if self.out_dir is not None else None
+        if state["iteration"] >= cfg.iterations and finished is not None and finished.exists():
+            # a finished run: return it as it was made (its own provenance), do no work
+            return DistillResult(SyntheticSet.load(finished, expect_dataset=cfg.dataset), state["history"],
+                                 self.out_dir)
         images = state["images"].detach().clone().requires_grad_(True)
         labels = state["labels"]
         g = torch.Generator()

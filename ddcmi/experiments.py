@@ -35,10 +35,11 @@ def run_dir_for(config) -> Path:
     return runs_dir() / name
 
 
-def run_or_resume(config, dataset: Dataset, device, pool: ProxyPool | None = None, progress: bool = True):
-    """Distill (or resume, or reuse a finished run of) ``config``; returns the DistillResult."""
+def run_or_resume(config, dataset: Dataset, device, pool: ProxyPool | None = None, progress: bool = True,
+                  sampler=None):
+    """Distill (or resume, or reuse a finished run of) ``config`` in its runs folder."""
     return Distiller(config, dataset, device=device, out_dir=run_dir_for(config), pool=pool,
-                     progress=progress).run()
+                     progress=progress, sampler=sampler).run()
 
 
 def evaluated(synset: SyntheticSet, dataset: Dataset, run_dir: Path, device, config, progress=True) -> dict:
@@ -73,8 +74,7 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
     rows, results = [], {}
     for method in methods:
         cfg = make_config(profile, dataset, method, ipc, seed, overrides=overrides)
-        res = Distiller(cfg, ds, device=device, out_dir=run_dir_for(cfg), pool=pool, progress=progress,
-                        sampler=sampler).run()
+        res = run_or_resume(cfg, ds, device, pool, progress, sampler)
         acc = evaluated(res.synset, ds, run_dir_for(cfg), device, cfg, progress)
         images, labels = res.synset.images.to(device), res.synset.labels.to(device)
         cmi_feature = measure_cmi(images, labels, pool, space="feature")

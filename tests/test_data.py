@@ -136,3 +136,26 @@ def test_cifar10_jpeg_statistics_are_its_own(tmp_path):
     measured = x.mean(dim=(0, 2, 3))
     assert torch.allclose(measured, torch.tensor(d.mean), atol=2e-3)
     assert d.label == "CIFAR-10 (JPEG q75)" and d.name == "cifar10_jpeg"
+
+
+def test_tiny_imagenet_layout_is_read_with_val_annotations(tmp_path):
+    base = tmp_path / "tinyimagenet" / "tiny-imagenet-200"
+    wnids = ["n01", "n02"]
+    (base / "val" / "images").mkdir(parents=True)
+    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    rng = np.random.default_rng(0)
+    ann = []
+    for w in wnids:
+        (base / "train" / w / "images").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+                base / "train" / w / "images" / f"{w}_{i}.JPEG")
+        name = f"val_{w}.JPEG"
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(base / "val" / "images" / name)
+        ann.append(f"{name}\t{w}\t0\t0\t63\t63")
+    (base / "val" / "val_annotations.txt").write_text("\n".join(ann) + "\n")
+    from ddcmi.data import _tiny_imagenet_loader
+    x, y, classes = _tiny_imagenet_loader(tmp_path / "tinyimagenet", train=True, download=False)
+    assert x.shape == (6, 64, 64, 3) and list(y) == [0, 0, 0, 1, 1, 1] and classes == wnids
+    xv, yv, _ = _tiny_imagenet_loader(tmp_path / "tinyimagenet", train=False, download=False)
+    assert xv.shape == (2, 64, 64, 3) and list(yv) == [0, 1]

@@ -116,3 +116,18 @@ def test_bad_input_errors(mnist):
         smoke("dm", iters=3)
     with pytest.raises(ddcmi.ConfigError, match="expected a int"):
         smoke("dm", iterations="many")
+
+
+def test_finished_run_is_reused_with_its_own_provenance(mnist, tmp_path):
+    cfg = smoke("dm", iterations=2)
+    first = Distiller(cfg, mnist, out_dir=tmp_path, progress=False).run()
+    again = Distiller(cfg, mnist, out_dir=tmp_path, progress=False).run()
+    assert torch.equal(first.synset.images, again.synset.images)
+    assert again.synset.provenance == first.synset.provenance
+    assert len(again.history["steps"]) == 2
+
+
+def test_real_data_centroids_stay_informative_at_ipc1(mnist):
+    steps = Distiller(smoke("dm+cmi", ipc=1, iterations=2, **{"cmi.centroids": "real", "cmi.real_centroid_samples": 20}),
+                      mnist, progress=False).run().history["steps"]
+    assert all(r["cmi"] > 0 for r in steps)
