@@ -39,7 +39,7 @@ import torch.nn.functional as F
 def single(args) -> dict:
     import ddcmi
     from ddcmi.augment import DSA
-    from ddcmi.cmi import CMIConfig, CMIRegularizer, empirical_cmi
+    from ddcmi.cmi import empirical_cmi
     from ddcmi.distill import Distiller
     from ddcmi.models import create_model, init_weights_
     from ddcmi.proxy import PoolConfig, ProxyPool
@@ -48,7 +48,7 @@ def single(args) -> dict:
     ds = ddcmi.load_dataset(args.dataset, root=args.data_root)
     method = "dm+cmi" if args.cmi else "dm"
     cfg = ddcmi.make_config("paper", ds.name, method, args.ipc,
-                            overrides={"compile": args.compile, **({} if args.cmi else {})})
+                            overrides={"compile": args.compile})
     g = torch.Generator().manual_seed(0)
     pool = None
     if args.cmi:
@@ -100,15 +100,7 @@ def single(args) -> dict:
 
     for _ in range(args.warmup):
         step()
-    times = []
-    for _ in range(args.repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
+    times = [_timed(step, device) for _ in range(args.repeats)]
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
     else:

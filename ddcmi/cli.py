@@ -244,6 +244,9 @@ def cmd_compare(args) -> int:
     out = Path(args.out) if args.out else Path("reports") / args.profile / f"compare_{args.dataset}_ipc{args.ipc}"
     metrics = compare_methods(args.dataset, args.ipc, args.profile, methods, args.seed, args.data_root,
                               args.device, out, args.overrides, progress=not args.quiet)
+    from .report import write_index
+    if out.parent.parent.name == "reports":
+        write_index(out.parent.parent)
     print((out / "table.md").read_text())
     print(f"written: {out}/metrics.json, table.md, table.csv, synset_*.png "
           f"({metrics['provenance'].get('wall_time_s')} s)")

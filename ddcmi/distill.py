@@ -6,6 +6,7 @@ and resumes from the last checkpoint when started again with the same config.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from .evaluate import TestSet, evaluate_synset
 from .methods import METHODS, parse_method
 from .proxy import ProxyPool
 from .synset import SyntheticSet
-from .utils import atomic_torch_save, atomic_write_json, pick_device, provenance
+from .utils import atomic_torch_save, atomic_write_json, load_artefact, pick_device, provenance
 
 CHECKPOINT_FORMAT = "ddcmi-checkpoint-v1"
 
@@ -84,12 +85,7 @@ class Distiller:
         path = self.checkpoint_path
         if path is None or not path.exists():
             return None
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ArtefactError(f"checkpoint {path} is unreadable ({exc}); delete it or run with --fresh") from exc
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ArtefactError(f"{path} is not a ddcmi checkpoint; delete it or run with --fresh")
+        ckpt = load_artefact(path, CHECKPOINT_FORMAT, "checkpoint", "delete it or run with --fresh")
         mine = self.config.to_dict()
         if ckpt.get("config") != mine:
             theirs = ckpt.get("config") or {}
@@ -136,6 +132,9 @@ class Distiller:
         completed, completed_generator = start_it, g.get_state()
         try:
             for it in bar:
+                # what to roll back to if Ctrl-C lands inside this iteration (a method may update the
+                # pixels several times per iteration)
+                rollback = images.detach().clone(), copy.deepcopy(opt.state_dict())
                 terms = self._step(images, labels, g, opt, it)
                 completed, completed_generator = it + 1, g.get_state()
                 history["steps"].append({"iteration": it + 1, **terms, "seconds": round(time.time() - t0, 3)})
@@ -148,8 +147,12 @@ class Distiller:
                 if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
                     self._save_checkpoint(snapshot(done, completed_generator))
         except KeyboardInterrupt:
-            # the pixels and the optimiser change only in opt.step(), so they hold `completed` iterations;
-            # the generator is rewound to that point, so a resumed run continues exactly
+            # pixels, optimiser and generator go back to the end of the last completed iteration, so a
+            # resumed run continues exactly
+            if completed == it:
+                with torch.no_grad():
+                    images.copy_(rollback[0])
+                opt.load_state_dict(rollback[1])
             self._save_checkpoint(snapshot(completed, completed_generator))
             bar.close()
             where = f" at {self.checkpoint_path}" if self.checkpoint_path else ""
@@ -165,21 +168,34 @@ class Distiller:
         return DistillResult(synset, history, self.out_dir)
 
     def _step(self, images, labels, g, opt, it: int) -> dict:
-        opt.zero_grad(set_to_none=True)
-        terms = self.method.loss_and_backward(images, labels, g)
+        """One iteration of the method. It calls ``update`` after each matching backward: the CMI
+        gradient is added there (one proxy per iteration, drawn at the first update), then the pixels
+        move. The history records the mean of each term over the iteration's updates."""
         reg = self.regularizer
-        if reg is not None and reg.is_due(it) and not reg.known_zero(labels):
-            index = reg.pool.draw(g)
-            terms["cmi"] = reg.backward(images, labels, index)
-        terms["loss"] = terms["match"] + (self.config.cmi.weight * terms["cmi"] if "cmi" in terms else 0.0)
-        grad_ok = images.grad is None or bool(torch.isfinite(images.grad).all())
-        if not math.isfinite(terms["loss"]) or not grad_ok:
-            where = f"; the last checkpoint ({self.checkpoint_path}) is kept" if self.checkpoint_path else ""
-            raise NonFiniteLossError(
-                f"non-finite loss or gradient at iteration {it + 1} ({terms}){where}. Lower lr_img "
-                f"(now {self.config.lr_img}) or the CMI weight (now {self.config.cmi.weight}), or check the input data")
-        opt.step()
-        return terms
+        due = reg is not None and reg.is_due(it) and not reg.known_zero(labels)
+        proxy: list[int] = []
+
+        def update(terms: dict, cmi_images=None, cmi_labels=None) -> dict:
+            if due:
+                if not proxy:
+                    proxy.append(reg.pool.draw(g))
+                x, y = (images, labels) if cmi_images is None else (cmi_images, cmi_labels)
+                terms["cmi"] = reg.backward(x, y, proxy[0])
+            terms["loss"] = terms["match"] + (self.config.cmi.weight * terms["cmi"] if "cmi" in terms else 0.0)
+            grad_ok = images.grad is None or bool(torch.isfinite(images.grad).all())
+            if not math.isfinite(terms["loss"]) or not grad_ok:
+                where = f"; the last checkpoint ({self.checkpoint_path}) is kept" if self.checkpoint_path else ""
+                raise NonFiniteLossError(
+                    f"non-finite loss or gradient at iteration {it + 1} ({terms}){where}. Lower lr_img (now "
+                    f"{self.config.lr_img}) or the CMI weight (now {self.config.cmi.weight}), or check the input data")
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return terms
+
+        opt.zero_grad(set_to_none=True)
+        per_update = self.method.iteration(images, labels, g, update)
+        keys = dict.fromkeys(k for t in per_update for k in t)
+        return {k: sum(t[k] for t in per_update if k in t) / sum(k in t for t in per_update) for k in keys}
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor, eval_config=None, seed: int | None = None) -> dict:
         eval_config = eval_config or self.config.eval

@@ -54,8 +54,10 @@ class DDNet(nn.Module):
         return self.classifier(self.embed(x))
 
     def _set_classifier(self, channels: int, image_size: tuple[int, int], num_classes: int) -> None:
+        self.eval()  # the shape probe must not touch batch-norm running statistics
         with torch.no_grad():
             self.feature_dim = int(self.embed(torch.zeros(2, channels, *image_size)).shape[1])
+        self.train()
         self.classifier = nn.Linear(self.feature_dim, num_classes)
 
 

@@ -7,6 +7,9 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
+from .augment import DSAConfig
 from .cmi import CMIConfig
 from .config import DistillConfig, apply_overrides
 from .data import DATASETS
@@ -39,13 +42,18 @@ _LAMBDA_FALLBACK_DATASET = "cifar10"
 # The cpu profile's proxies are quarter-width ResNet-18s (128-d features instead of 512-d), so the
 # scale of feature-space CMI differs from the paper's: lambda is chosen so that lambda * |grad CMI| is about
 # the size of |grad DM| at initialisation (measured; docs/profiles.md).
-CPU_LAMBDA: dict[str, float] = {"dm": 5000.0}
 CPU_LAMBDA_NOTE = "cpu profile: set so lambda*|grad CMI| ~ |grad DM| at init with the quarter-width ResNet-18 proxies (docs/profiles.md)"
 
 
 # The cpu profile's reductions, each chosen by measurement on a 2-core machine (docs/profiles.md).
-CPU = {"iterations": 600, "real_per_class": 64, "pool_arch": "resnet18", "pool_width": 16, "pool_count": 4,
-       "pool_epochs": 2, "pool_train_per_class": 2000, "eval_epochs": 300, "eval_models": 3}
+CPU = {"pool_arch": "resnet18", "pool_width": 16, "pool_count": 4, "pool_epochs": 2, "pool_train_per_class": 2000,
+       "eval_epochs": 300, "eval_models": 3}
+CPU_METHOD = {
+    "dm": {"iterations": 600, "real_per_class": 64, "lambda": 5000.0},
+    # gradient matching at `cpu`: provisional reductions (docs/profiles.md says what is measured so far)
+    "dc": {"iterations": 40, "real_per_class": 32, "lambda": 5000.0},
+    "dsa": {"iterations": 40, "real_per_class": 32, "lambda": 5000.0},
+}
 
 
 def paper_lambda(base: str, dataset: str, ipc: int) -> tuple[float, str]:
@@ -65,6 +73,16 @@ def _net_for(dataset: str) -> str:
     return "convnet4" if DATASETS.get(dataset).size >= 64 else "convnet3"
 
 
+# Per-method settings of the public releases (method.md section 4): the `paper` profile.
+PAPER_METHOD = {
+    "dm": {"iterations": 20_000, "lr_img": 1.0, "momentum": 0.5, "real_per_class": 256},
+    "dc": {"iterations": 1000, "lr_img": 0.1, "momentum": 0.5, "real_per_class": 256, "lr_net": 0.01},
+    "dsa": {"iterations": 1000, "lr_img": 0.1, "momentum": 0.5, "real_per_class": 256, "lr_net": 0.01},
+}
+# DC is evaluated without augmentation for 300 epochs (method.md section 6).
+NO_AUGMENT_EVAL = {"dc": 300}
+
+
 def make_config(profile: str, dataset: str, method: str, ipc: int, seed: int = 0,
                 overrides: list[str] | dict | None = None) -> DistillConfig:
     """The full config of a run at ``profile``, with optional ``key=value`` overrides on top."""
@@ -74,33 +92,38 @@ def make_config(profile: str, dataset: str, method: str, ipc: int, seed: int = 0
     if dataset not in DATASETS:
         DATASETS.get(dataset)
     net = _net_for(dataset)
+    common = dict(dataset=dataset, method=method, ipc=ipc, profile=profile, seed=seed, net=net,
+                  **PAPER_METHOD[base])
     if profile == "paper":
         weight, note = paper_lambda(base, dataset, ipc) if with_cmi else (0.0, "")
         cfg = DistillConfig(
-            dataset=dataset, method=method, ipc=ipc, profile=profile, seed=seed,
-            iterations=20_000, lr_img=1.0, momentum=0.5, real_per_class=256, net=net,
-            cmi=CMIConfig(weight=weight, space="feature", weight_note=note),
+            **common, cmi=CMIConfig(weight=weight, space="feature", weight_note=note),
             pool=PoolConfig(dataset, arch="resnet18", count=200, epochs=40, seed=0),
-            eval=EvalConfig(arch=net, epochs=1000, num_models=5), eval_at=(), checkpoint_every=500)
+            eval=EvalConfig(arch=net, epochs=1000, num_models=5),
+            checkpoint_every=500 if base == "dm" else 25)
     elif profile == "cpu":
-        weight, note = (CPU_LAMBDA[base], CPU_LAMBDA_NOTE) if with_cmi else (0.0, "")
+        reduced = CPU_METHOD[base]
+        weight, note = (reduced["lambda"], CPU_LAMBDA_NOTE) if with_cmi else (0.0, "")
         cfg = DistillConfig(
-            dataset=dataset, method=method, ipc=ipc, profile=profile, seed=seed,
-            iterations=CPU["iterations"], lr_img=1.0, momentum=0.5, real_per_class=CPU["real_per_class"],
-            net=net, cmi=CMIConfig(weight=weight, space="feature", weight_note=note),
+            **{**common, **{k: v for k, v in reduced.items() if k != "lambda"}},
+            cmi=CMIConfig(weight=weight, space="feature", weight_note=note),
             pool=PoolConfig(dataset, arch=CPU["pool_arch"], count=CPU["pool_count"], epochs=CPU["pool_epochs"],
                             seed=0, train_per_class=CPU["pool_train_per_class"],
                             arch_kwargs={"width": CPU["pool_width"]}),
             eval=EvalConfig(arch=net, epochs=CPU["eval_epochs"], num_models=CPU["eval_models"]),
-            eval_at=(), checkpoint_every=50)
+            checkpoint_every=50 if base == "dm" else 5)
     else:  # smoke
-        weight, note = (CPU_LAMBDA[base], CPU_LAMBDA_NOTE) if with_cmi else (0.0, "")
+        weight, note = (CPU_METHOD[base]["lambda"], CPU_LAMBDA_NOTE) if with_cmi else (0.0, "")
         cfg = DistillConfig(
-            dataset=dataset, method=method, ipc=ipc, profile=profile, seed=seed,
-            iterations=10, lr_img=1.0, momentum=0.5, real_per_class=16, net=net, net_kwargs={"width": 32},
+            **{**common, "iterations": 10 if base == "dm" else 2, "real_per_class": 16},
+            net_kwargs={"width": 32}, outer_loop=0 if base == "dm" else 2, inner_loop=0 if base == "dm" else 2,
             cmi=CMIConfig(weight=weight, space="feature", weight_note=note),
             pool=PoolConfig(dataset, arch="convnet3", count=2, epochs=1, seed=0, train_per_class=50,
                             arch_kwargs={"width": 16}),
             eval=EvalConfig(arch=net, arch_kwargs={"width": 32}, epochs=30, num_models=2, test_limit=2000),
-            eval_at=(), checkpoint_every=5)
+            checkpoint_every=5)
+    if base in NO_AUGMENT_EVAL:
+        cfg = apply_overrides(cfg, {"eval": dataclasses.replace(
+            cfg.eval, dsa=DSAConfig(strategy="none"),
+            epochs=NO_AUGMENT_EVAL[base] if profile == "paper" else cfg.eval.epochs)})
     return apply_overrides(cfg, overrides)

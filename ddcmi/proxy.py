@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .data import Dataset
 from .errors import ArtefactError, ConfigError
 from .models import DDNet, create_model, init_weights_
-from .utils import atomic_torch_save, atomic_write_json, cache_dir, provenance
+from .utils import atomic_torch_save, atomic_write_json, cache_dir, load_artefact, provenance
 
 FORMAT = "ddcmi-proxy-v1"
 
@@ -107,13 +107,8 @@ class ProxyPool:
             if not path.exists():
                 raise ArtefactError(f"proxy pool member {path} is missing; build the pool with "
                                     f"`ddcmi pool` or ProxyPool.build(...)")
-            try:
-                ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:
-                raise ArtefactError(f"proxy checkpoint {path} is unreadable ({exc}); delete it and rebuild "
-                                    f"the pool (`ddcmi pool ...` retrains only missing members)") from exc
-            if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-                raise ArtefactError(f"{path} is not a ddcmi proxy checkpoint ({FORMAT}); delete it and rebuild")
+            ckpt = load_artefact(path, FORMAT, "proxy checkpoint", "delete it and rebuild the pool "
+                                 "(`ddcmi pool ...` retrains only missing members)")
             if ckpt.get("config") != dataclasses.asdict(config) or ckpt.get("index") != i:
                 raise ArtefactError(f"{path} was trained for another config ({ckpt.get('config')}, member "
                                     f"{ckpt.get('index')}), not {dataclasses.asdict(config)} member {i}; "

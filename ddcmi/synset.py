@@ -15,7 +15,7 @@ import torch
 
 from .data import denormalize
 from .errors import ArtefactError
-from .utils import atomic_torch_save, atomic_write_json
+from .utils import atomic_torch_save, atomic_write_json, load_artefact
 
 FORMAT = "ddcmi-synset-v1"
 
@@ -74,15 +74,7 @@ class SyntheticSet:
         path = Path(path)
         if not path.is_file():
             raise ArtefactError(f"no synthetic set at {path}")
-        try:
-            # TorchVersion (a str) is allowed for files written before provenance stored plain strings
-            with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-                d = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ArtefactError(f"{path} is not a readable synthetic set ({type(exc).__name__}: {exc}); "
-                                f"re-run `ddcmi distill` to recreate it") from exc
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ArtefactError(f"{path} is not a ddcmi synthetic set (expected format {FORMAT!r})")
+        d = load_artefact(path, FORMAT, "synthetic set", "re-run `ddcmi distill` to recreate it")
         names = [f.name for f in cls.__dataclass_fields__.values()]
         missing = [n for n in names if n not in d]
         if missing:

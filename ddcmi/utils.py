@@ -43,6 +43,22 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return _atomic(Path(path), lambda f: torch.save(obj, f))
 
 
+def load_artefact(path: str | os.PathLike, fmt: str, what: str, fix: str) -> dict:
+    """``torch.load`` (weights only) of a ddcmi file whose dict carries ``format == fmt``;
+    anything else raises an ArtefactError that names the file, the problem and ``fix``."""
+    from .errors import ArtefactError
+
+    try:
+        # TorchVersion (a str) is allowed for files written before provenance stored plain strings
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ArtefactError(f"{what} {path} is unreadable ({type(exc).__name__}: {exc}); {fix}") from exc
+    if not isinstance(d, dict) or d.get("format") != fmt:
+        raise ArtefactError(f"{path} is not a ddcmi {what} (expected format {fmt!r}); {fix}")
+    return d
+
+
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     return _atomic(Path(path), lambda f: f.write(text.encode()))
 

@@ -37,7 +37,7 @@ def test_export_for_public_evaluators(tmp_path):
 
 def test_corrupt_truncated_and_foreign_files_are_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x00garbage")
-    with pytest.raises(ddcmi.ArtefactError, match="not a readable synthetic set"):
+    with pytest.raises(ddcmi.ArtefactError, match="synthetic set .* is unreadable"):
         SyntheticSet.load(tmp_path / "junk.pt")
     torch.save({"images": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(ddcmi.ArtefactError, match="not a ddcmi synthetic set"):

@@ -1,9 +1,12 @@
 """Distillation methods: matching losses that plug into one :class:`~ddcmi.distill.Distiller`.
 
 A method is a class with ``__init__(config, dataset, sampler, device)`` and
-``loss_and_backward(images, labels, generator) -> dict`` that adds its loss gradient to
-``images.grad`` for one image update and returns its loss terms (``"match"`` at least). CMI is not
-part of any method: the distiller adds it as a regulariser, so ``X+cmi`` exists for every method X.
+``iteration(images, labels, generator, update) -> list[dict]``: one outer iteration, in which the
+method adds its matching-loss gradient to ``images.grad`` and calls ``update(terms)`` for every
+image update (``terms`` holds ``"match"`` at least). ``update`` belongs to the distiller: it adds the
+CMI gradient (optionally on other images, e.g. IDC's decoded ones: ``update(terms, cmi_images,
+cmi_labels)``), checks for NaN and steps the optimiser. CMI is not part of any method, so ``X+cmi``
+exists for every method X.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from ..errors import UnknownNameError
 METHODS: Registry[type] = Registry("method")
 
 from .dm import DMMatching  # noqa: E402  (registers itself)
+from .gradient_matching import DCMatching, DSAMatching  # noqa: E402
 
 
 def list_methods() -> list[str]:
@@ -29,4 +33,4 @@ def parse_method(name: str) -> tuple[str, bool]:
     return base, suffix == "cmi"
 
 
-__all__ = ["METHODS", "DMMatching", "list_methods", "parse_method"]
+__all__ = ["METHODS", "DMMatching", "DCMatching", "DSAMatching", "list_methods", "parse_method"]

@@ -26,6 +26,10 @@ class DMMatching:
         self.embed = torch.compile(self.net.embed) if config.compile else self.net.embed
         self.dsa = DSA(config.dsa)
 
+    def iteration(self, images, labels, generator, update) -> list[dict]:
+        """One image update per iteration."""
+        return [update(self.loss_and_backward(images, labels, generator))]
+
     def loss_and_backward(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> dict:
         init_weights_(self.net, generator)
         self.net.train()
