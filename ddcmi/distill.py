@@ -130,6 +130,7 @@ class Distiller:
         bar = tqdm(range(start_it, cfg.iterations), initial=start_it, total=cfg.iterations,
                    desc=f"{cfg.method} {cfg.dataset} ipc{cfg.ipc}", disable=not self.progress)
         completed, completed_generator = start_it, g.get_state()
+        it, rollback = start_it, (images.detach().clone(), copy.deepcopy(opt.state_dict()))
         try:
             for it in bar:
                 # what to roll back to if Ctrl-C lands inside this iteration (a method may update the
