@@ -7,6 +7,7 @@
     ddcmi cmi --dataset mnist --ipc 10                CMI of a random real subset
     ddcmi pool --dataset cifar10_jpeg --profile cpu   build (or finish) a proxy pool
     ddcmi compare --dataset cifar10 --profile cpu     the main job: DM vs DM+CMI, written under reports/
+    ddcmi reproduce quickstart --profile smoke        execute a notebook into reports/smoke/quickstart/
 """
 from __future__ import annotations
 
@@ -77,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pool", help="train (or finish training) a proxy pool and cache it", epilog=EPILOG)
     _common(p)
 
+    p = sub.add_parser("reproduce", help="execute notebooks with papermill into reports/<profile>/<name>/",
+                       epilog=EPILOG)
+    p.add_argument("name", help="a notebook of notebooks/ (without .ipynb), or all")
+    p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
+    p.add_argument("-p", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                   help="notebook parameter (JSON value or plain string), repeatable")
+    p.add_argument("--reports", default="reports", help="reports folder (default reports/)")
+    p.add_argument("--force", action="store_true", help="run again even if the report exists with these parameters")
+    p.add_argument("--quiet", action="store_true")
+
     p = sub.add_parser("compare", help="the main job: base method vs base+CMI, evaluated, written under reports/",
                        epilog=EPILOG)
     _common(p, dataset_required=False)
@@ -91,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"datasets": cmd_datasets, "distill": cmd_distill, "evaluate": cmd_evaluate, "cmi": cmd_cmi,
-                "pool": cmd_pool, "compare": cmd_compare}[args.command](args)
+                "pool": cmd_pool, "compare": cmd_compare, "reproduce": cmd_reproduce}[args.command](args)
     except DDCMIError as exc:
         print(f"ddcmi {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -234,6 +245,26 @@ def cmd_pool(args) -> int:
     accs = [a for a in pool.info.get("test_acc", []) if a is not None]
     print(f"proxy pool {cfg.describe()}: {len(pool)} networks at {pool.info['dir']}; "
           f"test accuracy mean {100 * sum(accs) / max(len(accs), 1):.2f} %")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .reproduce import notebook_names, reproduce
+
+    params = {}
+    for item in args.params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"ddcmi reproduce: -p {item!r} must look like key=value", file=sys.stderr)
+            return 2
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    names = notebook_names() if args.name == "all" else [args.name]
+    for name in names:
+        out = reproduce(name, args.profile, params, args.reports, force=args.force, progress=not args.quiet)
+        print(f"{name}: {out}")
     return 0
 
 

@@ -26,12 +26,16 @@ def test_notebook_is_clean_and_parametrised(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_at_smoke_and_writes_its_report(path, tmp_path, mnist):
-    papermill = pytest.importorskip("papermill")
-    out = tmp_path / path.stem
-    papermill.execute_notebook(str(path), str(tmp_path / f"{path.stem}.ipynb"), cwd=str(tmp_path),
-                               parameters={"profile": "smoke", "out_dir": str(out)}, kernel_name="python3",
-                               progress_bar=False)
+def test_notebook_runs_at_smoke_and_writes_its_report(path, tmp_path, mnist, monkeypatch):
+    pytest.importorskip("papermill")
+    from ddcmi.cli import main
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", path.stem, "--profile", "smoke", "--reports", str(tmp_path / "reports"), "--quiet"]) == 0
+    out = tmp_path / "reports" / "smoke" / path.stem
+    executed = out / f"{path.stem}.ipynb"
+    assert executed.exists() and executed.stat().st_size < 1_000_000 and b"image/png" not in executed.read_bytes()
+    index = (tmp_path / "reports" / "README.md").read_text()
+    assert f"smoke/{path.stem}" in index
     metrics = json.loads((out / "metrics.json").read_text())
     numbers = [v for v in _leaves(metrics) if isinstance(v, float)]
     assert numbers and all(math.isfinite(v) for v in numbers)
