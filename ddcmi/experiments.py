@@ -94,7 +94,7 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
         out = Path(out_dir)
         atomic_write_json(metrics, out / "metrics.json")
         atomic_write_text(_markdown_table(rows, metrics), out / "table.md")
-        atomic_write_text(_csv(rows), out / "table.csv")
+        atomic_write_text(rows_to_csv(rows), out / "table.csv")
         from .plots import save_synset_grid
         for method, r in results.items():
             save_synset_grid(r["synset"], out / f"synset_{method.replace('+', '_')}.png",
@@ -106,7 +106,7 @@ def _pool_overrides(overrides):
     return [o for o in (overrides or []) if o.startswith("pool.")]
 
 
-def _csv(rows: list[dict]) -> str:
+def rows_to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
@@ -115,10 +115,8 @@ def _csv(rows: list[dict]) -> str:
 
 
 def _markdown_table(rows: list[dict], metrics: dict) -> str:
-    head = list(rows[0])
     lines = [f"# {metrics['dataset_label']} (`{metrics['dataset']}`), IPC {metrics['ipc']}, profile `{metrics['profile']}`",
-             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
+             "", rows_to_markdown(rows).rstrip("\n")]
     p = metrics["provenance"]
     lines += ["", f"Accuracy: mean +- std over {rows[0]['models']} freshly trained networks on the "
               f"{'full' if next(iter(metrics['methods'].values()))['accuracy']['full_test_set'] else 'partial'} test set. "
@@ -129,3 +127,34 @@ def _markdown_table(rows: list[dict], metrics: dict) -> str:
 
 
 __all__ = ["compare_methods", "run_or_resume", "run_dir_for", "runs_dir", "evaluated"]
+
+
+def main_table(profile: str, datasets, ipcs, methods=("dm", "dm+cmi"), seed: int = 0, data_root=None,
+               device=None, overrides: list[str] | None = None, progress: bool = True) -> tuple[list[dict], dict]:
+    """Base versus base+CMI over datasets x IPC: one row per (dataset, IPC) with each method's accuracy
+    (mean +- std, %), the +CMI difference, and the published number where dataset and protocol match."""
+    from .reference import reference
+    rows, raw = [], {}
+    for dataset in datasets:
+        for ipc in ipcs:
+            m = compare_methods(dataset, ipc, profile, tuple(methods), seed, data_root, device, None, overrides,
+                                progress)
+            raw[f"{dataset}/ipc{ipc}"] = m
+            row = {"dataset": m["dataset_label"], "ipc": ipc}
+            for method in methods:
+                a = m["methods"][method]["accuracy"]
+                row[f"{method} acc %"] = f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f}"
+                base = method.split("+")[0]
+                if method.endswith("+cmi") and base in m["methods"]:
+                    row[f"{method} - {base}"] = round(100 * (a["mean"] - m["methods"][base]["accuracy"]["mean"]), 2)
+                ref = reference(method, m["dataset"], ipc, profile)
+                if not method.endswith("+cmi"):
+                    row[f"{method} published %"] = "-" if ref is None else ref
+            rows.append(row)
+    return rows, raw
+
+
+def rows_to_markdown(rows: list[dict]) -> str:
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(r.get(h, "")) for h in head) + " |" for r in rows]) + "\n"

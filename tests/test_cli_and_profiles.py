@@ -72,3 +72,11 @@ def test_cli_datasets_lists_registry(capsys):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
     assert "cifar10_jpeg" in out and "CIFAR-10 (JPEG q75)" in out and "DDCMI_DATA" in out
+
+
+def test_reference_numbers_only_where_comparable():
+    from ddcmi.reference import reference
+    assert reference("dm", "cifar10", 10, "paper") == 48.9
+    assert reference("dm", "cifar10_jpeg", 10, "paper") is None  # the JPEG copy is not CIFAR-10
+    assert reference("dm", "cifar10", 10, "cpu") is None  # a reduced run is not the published protocol
+    assert reference("dm+cmi", "cifar10", 10, "paper") is None
