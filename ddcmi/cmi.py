@@ -77,6 +77,7 @@ class CMIConfig:
     centroids: str = "synthetic"
     interval: int = 1
     real_centroid_samples: int = 256  # real images per class for real-data centroids
+    max_batch: int = 256  # images per proxy pass; whole classes are grouped up to this size
     weight_note: str = ""  # where lambda comes from (published, borrowed, chosen for a profile)
 
     def __post_init__(self):
@@ -142,7 +143,7 @@ class CMIRegularizer:
 
     def backward(self, images: torch.Tensor, labels: torch.Tensor, proxy_index: int,
                  weight: float | None = None) -> float:
-        """Add ``weight * dCMI/d images`` to ``images.grad`` class by class; return the CMI value.
+        """Add ``weight * dCMI/d images`` to ``images.grad`` in chunks of whole classes; return the CMI value.
 
         With ``weight=0`` nothing is back-propagated (a measurement with the same proxy)."""
         weight = self.config.weight if weight is None else weight
@@ -151,18 +152,32 @@ class CMIRegularizer:
         proxy = self.proxy(proxy_index)
         centroids = self.centroids_for(proxy_index, proxy)
         total, n = 0.0, labels.shape[0]
-        for c in torch.unique(labels).tolist():
-            idx = torch.nonzero(labels == c).flatten()
-            if centroids is None and idx.numel() < 2:
-                continue  # exact zero
+        for idx in self._class_chunks(labels, skip_singletons=centroids is None):
             with torch.set_grad_enabled(weight > 0 and torch.is_grad_enabled()):
                 p = proxy_probabilities(proxy, self._proxy_input(images[idx]), self.config.space,
                                         self.config.temperature)
+                # CMI decomposes over classes, so a chunk of whole classes contributes exactly its share
                 part = empirical_cmi(p, labels[idx], centroids) * (idx.numel() / n)
                 if weight > 0 and part.requires_grad:
                     (weight * part).backward()
             total += float(part.detach())
         return total
+
+    def _class_chunks(self, labels: torch.Tensor, skip_singletons: bool) -> list[torch.Tensor]:
+        """Indices of whole classes, grouped so that one proxy pass sees at most ``max_batch`` images
+        (always at least one class): memory stays bounded, small sets go through in one pass."""
+        chunks, current = [], []
+        for c in torch.unique(labels).tolist():
+            idx = torch.nonzero(labels == c).flatten()
+            if skip_singletons and idx.numel() < 2:
+                continue  # exact zero
+            if current and sum(i.numel() for i in current) + idx.numel() > self.config.max_batch:
+                chunks.append(torch.cat(current))
+                current = []
+            current.append(idx)
+        if current:
+            chunks.append(torch.cat(current))
+        return chunks
 
 
 class _CompiledProxy:

@@ -193,3 +193,21 @@ def test_compiled_regularizer_matches_eager_across_members():
     for (v_e, g_e), (v_c, g_c) in zip(results[False], results[True]):
         assert v_c == pytest.approx(v_e, rel=1e-4)
         assert torch.allclose(g_c, g_e, atol=1e-6, rtol=1e-3)
+
+
+@pytest.mark.parametrize("max_batch", [1, 5, 1000])
+def test_chunks_of_whole_classes_give_the_same_value_and_gradient(max_batch):
+    pool = tiny_pool()
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 3, 3])
+    x0 = torch.randn(10, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    out = {}
+    for mb in (max_batch, 10_000):
+        x = x0.clone().requires_grad_(True)
+        value = CMIRegularizer(pool, CMIConfig(weight=1.5, max_batch=mb)).backward(x, labels, 0)
+        out[mb] = (value, x.grad)
+    assert out[max_batch][0] == pytest.approx(out[10_000][0], rel=1e-5)
+    assert torch.allclose(out[max_batch][1], out[10_000][1], atol=1e-7, rtol=1e-4)
+    reg = CMIRegularizer(pool, CMIConfig(max_batch=max_batch))
+    chunks = reg._class_chunks(labels, skip_singletons=True)
+    assert sorted(torch.cat(chunks).tolist()) == [0, 1, 2, 3, 4, 6, 7, 8, 9]  # class 2 (one sample) skipped
+    assert all(len(c) <= max(max_batch, 4) for c in chunks)
