@@ -321,7 +321,8 @@ def _load_local_path(path: Path) -> Dataset:
     x = images.float().div_(255)
     mean = tuple(round(v, 4) for v in x.mean(dim=(0, 2, 3)).tolist())
     std = tuple(round(v, 4) for v in x.std(dim=(0, 2, 3), unbiased=False).tolist())
-    info = DatasetInfo(name, images.shape[1], images.shape[2], len(arrays[0][2]), mean, std, name,
+    # the name is the path as given, so a config that records it can load the same data again
+    info = DatasetInfo(str(path), images.shape[1], images.shape[2], len(arrays[0][2]), mean, std, name,
                        f"local dataset at {path} (statistics measured on its train split)")
     return _from_arrays(info, arrays, source=str(path), check_shape=False)
 

@@ -21,7 +21,7 @@ from .distill import Distiller
 from .profiles import make_config
 from .proxy import ProxyPool
 from .synset import SyntheticSet
-from .utils import atomic_write_json, atomic_write_text, pick_device, provenance
+from .utils import atomic_write_json, atomic_write_text, pick_device, provenance, slug
 
 
 def runs_dir() -> Path:
@@ -31,7 +31,7 @@ def runs_dir() -> Path:
 def run_dir_for(config) -> Path:
     blob = json.dumps(config.to_dict(), sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    name = f"{config.dataset}-{config.method.replace('+', '_')}-ipc{config.ipc}-{config.profile}-s{config.seed}-{digest}"
+    name = f"{slug(config.dataset)}-{config.method.replace('+', '_')}-ipc{config.ipc}-{config.profile}-s{config.seed}-{digest}"
     return runs_dir() / name
 
 

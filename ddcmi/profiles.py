@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from .augment import DSAConfig
 from .cmi import CMIConfig
@@ -70,6 +71,8 @@ def paper_lambda(base: str, dataset: str, ipc: int) -> tuple[float, str]:
 
 
 def _net_for(dataset: str) -> str:
+    if dataset not in DATASETS:  # a local dataset given by path: ConvNet-3 unless overridden (--set net=...)
+        return "convnet3"
     return "convnet4" if DATASETS.get(dataset).size >= 64 else "convnet3"
 
 
@@ -89,8 +92,8 @@ def make_config(profile: str, dataset: str, method: str, ipc: int, seed: int = 0
     if profile not in PROFILES:
         raise UnknownNameError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
     base, with_cmi = parse_method(method)
-    if dataset not in DATASETS:
-        DATASETS.get(dataset)
+    if dataset not in DATASETS and not Path(dataset).expanduser().exists():
+        DATASETS.get(dataset)  # unknown name and no such path: the error lists the registered names
     net = _net_for(dataset)
     common = dict(dataset=dataset, method=method, ipc=ipc, profile=profile, seed=seed, net=net,
                   **PAPER_METHOD[base])

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .data import Dataset
 from .errors import ArtefactError, ConfigError
 from .models import DDNet, create_model, init_weights_
-from .utils import atomic_torch_save, atomic_write_json, cache_dir, load_artefact, provenance
+from .utils import atomic_torch_save, atomic_write_json, cache_dir, load_artefact, provenance, slug
 
 FORMAT = "ddcmi-proxy-v1"
 
@@ -44,7 +44,7 @@ class PoolConfig:
     def key(self) -> str:
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
         digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
-        return f"{self.dataset}-{self.arch}-n{self.count}-e{self.epochs}-s{self.seed}-{digest}"
+        return f"{slug(self.dataset)}-{self.arch}-n{self.count}-e{self.epochs}-s{self.seed}-{digest}"
 
     def describe(self) -> str:
         subset = "all" if not self.train_per_class else f"{self.train_per_class}/class"
@@ -139,7 +139,8 @@ def _training_split(dataset: Dataset, config: PoolConfig, device):
     if config.train_per_class:
         g = torch.Generator().manual_seed(config.seed)
         sampler = dataset.real_sampler(device)
-        return sampler.initial_images(config.train_per_class, g)
+        smallest = min(dataset.class_counts())
+        return sampler.initial_images(min(config.train_per_class, smallest), g)  # all of a smaller class
     return dataset.normalize(dataset.train.images, device), dataset.train.labels.to(device)
 
 

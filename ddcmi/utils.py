@@ -109,6 +109,12 @@ def provenance(device: torch.device, started: float | None = None) -> dict:
     return out
 
 
+def slug(name: str) -> str:
+    """A file-name-safe form of a dataset name (local datasets are named by their path)."""
+    import re
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip("/")).strip("_")[-60:] or "dataset"
+
+
 def seeded_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 

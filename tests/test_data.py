@@ -97,7 +97,8 @@ def test_local_imagefolder_and_targz_by_path(tmp_path):
     with tarfile.open(tmp_path / "bugs2.tar.gz", "w:gz") as tf:
         tf.add(tmp_path / "bugs", arcname="bugs2")
     d2 = load_dataset(str(tmp_path / "bugs2.tar.gz"))
-    assert torch.equal(d2.train.images, d.train.images) and d2.name == "bugs2"
+    assert torch.equal(d2.train.images, d.train.images) and d2.label == "bugs2"
+    assert d2.name == str(tmp_path / "bugs2.tar.gz")  # the path as given: a config can load it again
 
 
 def test_registered_name_from_a_targz_in_the_root(tmp_path):
