@@ -102,6 +102,7 @@ class Distiller:
         atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": self.config.to_dict(),
                            **{k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in state.items()}},
                           self.checkpoint_path)
+        atomic_write_json(state["history"], self.out_dir / "history.json")  # readable while the run goes on
 
     # ------------------------------------------------------------------ run
     def run(self) -> DistillResult:

@@ -66,14 +66,19 @@ def _key_numbers(m: dict) -> str:
             parts.append(f"{name}: {100 * a['mean']:.2f} +- {100 * a['std']:.2f} %, CMI feat "
                          f"{r['cmi_feature']['mean']:.4g} / logit {r['cmi_logit']['mean']:.4g}")
         return "; ".join(parts)
-    if "cells" in m:  # a table: {cell: {method: {acc_mean, acc_std, ...}}}
-        return "; ".join(f"{cell}: " + ", ".join(f"{meth} {100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f} %"
-                                                  for meth, r in methods.items())
+    if "cells" in m:  # {cell: {method: {acc_mean, acc_std, cmi_feature, ...}}}
+        return "; ".join(f"{cell}: " + ", ".join(f"{meth} {_one(r)}" for meth, r in methods.items())
                          for cell, methods in m["cells"].items())
     if "accuracy" in m:
         a = m["accuracy"]
         return f"{m.get('method', '')} {100 * a['mean']:.2f} +- {100 * a['std']:.2f} %"
     return ""
+
+
+def _one(r: dict) -> str:
+    if "acc_mean" in r:
+        return f"{100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f} %"
+    return f"CMI feat {r['cmi_feature']:.3g}" if "cmi_feature" in r else ""
 
 
 def _duration(seconds) -> str:
