@@ -36,6 +36,7 @@ class DistillConfig:
     pool: PoolConfig | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)
     eval_at: tuple[int, ...] = ()  # iterations at which to evaluate during the run (the end is always evaluated by reports)
+    track_every: int = 0  # every k iterations measure CMI (feature and logit) of the set under the pool; 0 = off
     checkpoint_every: int = 100
     compile: bool = False  # torch.compile the matching network and proxies (pays off on long runs)
 

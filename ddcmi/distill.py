@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .cmi import CMIRegularizer
+from .cmi import CMIRegularizer, measure_cmi
 from .config import DistillConfig
 from .data import Dataset, RealSampler
 from .errors import ArtefactError, ConfigError, NonFiniteLossError
@@ -57,13 +57,14 @@ class Distiller:
         self.sampler.check_ipc(config.ipc)
         self.method = METHODS.get(base)(config, dataset, self.sampler, self.device)
         self.regularizer = None
-        if with_cmi:
+        if with_cmi or config.track_every:
             if pool is None:
                 if config.pool is None:
                     raise ConfigError(f"{config.method} needs a proxy pool config (config.pool)")
                 pool = ProxyPool.build(config.pool, dataset, self.device, progress=progress)
             if pool.config.dataset != dataset.name:
                 raise ArtefactError(f"the proxy pool was trained on {pool.config.dataset}, not {dataset.name}")
+        if with_cmi:
             self.regularizer = CMIRegularizer(pool, config.cmi, input_space="normalized", real=self.sampler,
                                               compile=config.compile)
         self.pool = pool
@@ -128,6 +129,13 @@ class Distiller:
                     "generator": generator_state, "optimizer": opt.state_dict(), "history": history,
                     "elapsed": time.time() - t0, "initial_images": state["initial_images"]}
 
+        if start_it == 0:  # the initialisation itself, when asked for
+            if cfg.track_every and not history.get("tracks"):
+                history["tracks"] = [{"iteration": 0, "seconds": 0.0, **self.track(images.detach(), labels)}]
+            if 0 in cfg.eval_at and not history["evals"]:
+                acc = self.evaluate(images.detach(), labels)
+                history["evals"].append({"iteration": 0, "seconds": 0.0, "acc_mean": acc["mean"],
+                                         "acc_std": acc["std"], "accs": acc["accs"]})
         bar = tqdm(range(start_it, cfg.iterations), initial=start_it, total=cfg.iterations,
                    desc=f"{cfg.method} {cfg.dataset} ipc{cfg.ipc}", disable=not self.progress)
         completed, completed_generator = start_it, g.get_state()
@@ -142,6 +150,9 @@ class Distiller:
                 history["steps"].append({"iteration": it + 1, **terms, "seconds": round(time.time() - t0, 3)})
                 bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items()})
                 done = it + 1
+                if cfg.track_every and (done % cfg.track_every == 0 or done == cfg.iterations):
+                    history.setdefault("tracks", []).append({"iteration": done, "seconds": round(time.time() - t0, 3),
+                                                              **self.track(images.detach(), labels)})
                 if done in cfg.eval_at:
                     acc = self.evaluate(images.detach(), labels)
                     history["evals"].append({"iteration": done, "seconds": round(time.time() - t0, 3),
@@ -198,6 +209,11 @@ class Distiller:
         per_update = self.method.iteration(images, labels, g, update)
         keys = dict.fromkeys(k for t in per_update for k in t)
         return {k: sum(t[k] for t in per_update if k in t) / sum(k in t for t in per_update) for k in keys}
+
+    def track(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
+        """CMI of the current set under every pool member, in both spaces (not part of the loss)."""
+        return {f"cmi_{space}": measure_cmi(images, labels, self.pool, space=space)["mean"]
+                for space in ("feature", "logit")}
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor, eval_config=None, seed: int | None = None) -> dict:
         eval_config = eval_config or self.config.eval

@@ -158,3 +158,34 @@ def rows_to_markdown(rows: list[dict]) -> str:
     head = list(rows[0])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(str(r.get(h, "")) for h in head) + " |" for r in rows]) + "\n"
+
+
+# Checkpoint schedules for the curve notebooks (CMI versus accuracy, training efficiency). They are
+# part of the run's config, so both notebooks share the same cached runs.
+CURVE_SCHEDULE = {"smoke": {"track_every": 5, "eval_at": (0, 5, 10)},
+                  "cpu": {"track_every": 50, "eval_at": (0, 150, 300, 450, 600)},
+                  "paper": {"track_every": 500, "eval_at": (0, 2000, 5000, 10000, 20000)}}
+
+
+def curve_runs(profile: str, dataset: str, ipc: int, methods=("dm", "dm+cmi"), seed: int = 0,
+               lambdas=(), data_root=None, device=None, progress: bool = True):
+    """Runs with CMI tracked along the way and evaluated at checkpoints, plus a lambda sweep of the
+    first +CMI method. Returns (runs, dataset, pool); runs maps a label to
+    {"result", "config", "method", "weight", "final_acc", "cmi_feature", "cmi_logit"}."""
+    device = pick_device(device)
+    ds = load_dataset(dataset, root=data_root)
+    sampler = ds.real_sampler(device)
+    schedule = CURVE_SCHEDULE[profile]
+    plus = next((m for m in methods if m.endswith("+cmi")), methods[0].split("+")[0] + "+cmi")
+    pool = ProxyPool.build(make_config(profile, dataset, plus, ipc, seed).pool, ds, device, progress=progress)
+    wanted = [(m, m, {}) for m in methods] + [(f"{plus} lambda={lam:g}", plus, {"cmi.weight": lam}) for lam in lambdas]
+    out = {}
+    for label, method, extra in wanted:
+        cfg = make_config(profile, dataset, method, ipc, seed, overrides={**schedule, **extra})
+        res = run_or_resume(cfg, ds, device, pool, progress, sampler)
+        x, y = res.synset.images.to(device), res.synset.labels.to(device)
+        out[label] = {"result": res, "config": cfg, "method": method, "weight": cfg.cmi.weight,
+                      "final_acc": evaluated(res.synset, ds, run_dir_for(cfg), device, cfg, progress),
+                      "cmi_feature": measure_cmi(x, y, pool, space="feature")["mean"],
+                      "cmi_logit": measure_cmi(x, y, pool, space="logit")["mean"]}
+    return out, ds, pool

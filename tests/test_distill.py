@@ -131,3 +131,11 @@ def test_real_data_centroids_stay_informative_at_ipc1(mnist):
     steps = Distiller(smoke("dm+cmi", ipc=1, iterations=2, **{"cmi.centroids": "real", "cmi.real_centroid_samples": 20}),
                       mnist, progress=False).run().history["steps"]
     assert all(r["cmi"] > 0 for r in steps)
+
+
+def test_tracking_and_eval_checkpoints_fill_the_history(mnist):
+    cfg = smoke("dm", iterations=4, track_every=2, eval_at=(0, 4), **{"eval.num_models": 1, "eval.epochs": 3})
+    h = Distiller(cfg, mnist, progress=False).run().history
+    assert [t["iteration"] for t in h["tracks"]] == [0, 2, 4]
+    assert all(t["cmi_feature"] > 0 and t["cmi_logit"] > 0 for t in h["tracks"])
+    assert [e["iteration"] for e in h["evals"]] == [0, 4] and all(0 <= e["acc_mean"] <= 1 for e in h["evals"])
