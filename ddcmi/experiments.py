@@ -8,6 +8,7 @@ and PNG figures.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -18,6 +19,7 @@ from pathlib import Path
 from .cmi import measure_cmi
 from .data import Dataset, load_dataset
 from .distill import Distiller
+from .evaluate import CROSS_ARCH
 from .profiles import make_config
 from .proxy import ProxyPool
 from .synset import SyntheticSet
@@ -42,19 +44,37 @@ def run_or_resume(config, dataset: Dataset, device, pool: ProxyPool | None = Non
                      progress=progress, sampler=sampler).run()
 
 
-def evaluated(synset: SyntheticSet, dataset: Dataset, run_dir: Path, device, config, progress=True) -> dict:
-    """Evaluate a synthetic set once with ``config.eval``; cached in the run folder as eval.json."""
+def evaluated(synset: SyntheticSet, dataset: Dataset, run_dir: Path, device, config, progress=True,
+              eval_config=None) -> dict:
+    """Evaluate a synthetic set once with ``eval_config`` (default ``config.eval``); the result is cached
+    in the run folder under a key of the evaluation config and seed."""
     from .evaluate import evaluate_synset
-    path = run_dir / "eval.json"
-    key = json.dumps({"eval": config.to_dict()["eval"], "seed": config.seed}, sort_keys=True)
+    eval_config = eval_config or config.eval
+    key = json.dumps({"eval": dataclasses.asdict(eval_config), "seed": config.seed}, sort_keys=True)
+    path = run_dir / f"eval-{eval_config.arch}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.json"
     if path.exists():
-        cached = json.loads(path.read_text())
-        if cached.get("key") == key:
-            return cached["result"]
-    result = evaluate_synset(synset.images, synset.labels, dataset, config.eval, seed=config.seed, device=device,
+        return json.loads(path.read_text())["result"]
+    result = evaluate_synset(synset.images, synset.labels, dataset, eval_config, seed=config.seed, device=device,
                              progress=progress)
     atomic_write_json({"key": key, "result": result}, path)
     return result
+
+
+def cross_architecture(config, dataset: Dataset, device, archs=CROSS_ARCH, epochs: int | None = None,
+                       models: int | None = None, test_limit: int | None = None, progress=True) -> dict:
+    """Evaluate the finished run of ``config`` on each architecture with the profile's recipe
+    (optionally fewer epochs / networks / test images, recorded in each result)."""
+    res = run_or_resume(config, dataset, device, progress=progress)
+    out = {}
+    for arch in archs:
+        ec = dataclasses.replace(config.eval, arch=arch,
+                                 arch_kwargs=config.eval.arch_kwargs if arch == config.eval.arch else {})
+        changes = {k: v for k, v in (("epochs", epochs), ("num_models", models), ("test_limit", test_limit)) if v}
+        if config.profile == "smoke":  # full-width AlexNet/VGG/ResNet are slow on a CPU: seconds, not minutes
+            changes = {"epochs": 5, "num_models": 1, "test_limit": 500, **changes}
+        out[arch] = evaluated(res.synset, dataset, res.out_dir, device, config, progress,
+                              dataclasses.replace(ec, **changes))
+    return out
 
 
 def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu",
