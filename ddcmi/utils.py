@@ -113,12 +113,3 @@ def slug(name: str) -> str:
     """A file-name-safe form of a dataset name (local datasets are named by their path)."""
     import re
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip("/")).strip("_")[-60:] or "dataset"
-
-
-def seeded_generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
-
-
-def child_seed(generator: torch.Generator) -> int:
-    """A fresh 63-bit seed drawn from ``generator`` (to seed a sub-generator deterministically)."""
-    return int(torch.randint(0, 2**62, (1,), generator=generator).item())
