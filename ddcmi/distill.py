@@ -2,7 +2,9 @@
 
 ``Distiller(config, dataset).run()`` returns a :class:`DistillResult` (the synthetic set and its
 history). With an ``out_dir`` it checkpoints every ``checkpoint_every`` iterations and on Ctrl-C,
-and resumes from the last checkpoint when started again with the same config.
+and resumes from the last checkpoint when started again with the same config. Each regular checkpoint
+also leaves the pixels of that iteration in ``snapshots/`` (the initialisation is iteration 0), so
+curves along the run (CMI, accuracy) are measured afterwards from the same run that every table uses.
 """
 from __future__ import annotations
 
@@ -104,6 +106,11 @@ class Distiller:
                            **{k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in state.items()}},
                           self.checkpoint_path)
         atomic_write_json(state["history"], self.out_dir / "history.json")  # readable while the run goes on
+        every = self.config.checkpoint_every
+        for it, pixels in ((0, state["initial_images"]), (state["iteration"], state["images"])):
+            path = snapshot_path(self.out_dir, it)
+            if (it == 0 or (every and it % every == 0) or it == self.config.iterations) and not path.exists():
+                atomic_torch_save(pixels.detach().cpu(), path)
 
     # ------------------------------------------------------------------ run
     def run(self) -> DistillResult:
@@ -232,9 +239,18 @@ class Distiller:
                             self.config.method, self.config.profile, self.config.seed, self.config.to_dict(), prov)
 
 
+def snapshot_path(run_dir: str | Path, iteration: int) -> Path:
+    return Path(run_dir) / "snapshots" / f"it{iteration:07d}.pt"
+
+
+def snapshots(run_dir: str | Path) -> dict[int, Path]:
+    """The pixel snapshots a run left, by iteration (0 = the initialisation)."""
+    return {int(p.stem[2:]): p for p in sorted((Path(run_dir) / "snapshots").glob("it*.pt"))}
+
+
 def distill(config: DistillConfig, dataset: Dataset, **kwargs) -> DistillResult:
     """Shorthand for ``Distiller(config, dataset, **kwargs).run()``."""
     return Distiller(config, dataset, **kwargs).run()
 
 
-__all__ = ["Distiller", "DistillResult", "distill"]
+__all__ = ["Distiller", "DistillResult", "distill", "snapshots", "snapshot_path"]

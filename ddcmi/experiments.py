@@ -16,13 +16,15 @@ import os
 import time
 from pathlib import Path
 
+import torch
+
 from .cmi import measure_cmi
 from .data import Dataset, load_dataset
 from .distill import Distiller
+from .errors import ArtefactError
 from .evaluate import CROSS_ARCH
 from .profiles import make_config
 from .proxy import ProxyPool
-from .synset import SyntheticSet
 from .utils import atomic_write_json, atomic_write_text, pick_device, provenance, slug
 
 
@@ -44,27 +46,40 @@ def run_or_resume(config, dataset: Dataset, device, pool: ProxyPool | None = Non
                      progress=progress, sampler=sampler).run()
 
 
-def evaluated(synset: SyntheticSet, dataset: Dataset, run_dir: Path, device, config, progress=True,
-              eval_config=None) -> dict:
-    """Evaluate a synthetic set once with ``eval_config`` (default ``config.eval``); the result is cached
-    in the run folder under a key of the evaluation config and seed."""
+def evaluated(images, labels, dataset: Dataset, eval_config, seed: int, device, progress: bool = True) -> dict:
+    """``evaluate_synset``, cached under ``<runs>/evals`` by the content of the set (pixels and labels),
+    the dataset, the evaluation config and the seed: the same set is never trained on twice, whichever
+    notebook asks (the initialisation shared by two methods, a run's last snapshot and its result)."""
     from .evaluate import evaluate_synset
-    eval_config = eval_config or config.eval
-    key = json.dumps({"eval": dataclasses.asdict(eval_config), "seed": config.seed}, sort_keys=True)
-    path = run_dir / f"eval-{eval_config.arch}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.json"
+    h = hashlib.sha1()
+    h.update(images.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    h.update(labels.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
+    key = json.dumps({"dataset": dataset.name, "eval": dataclasses.asdict(eval_config), "seed": seed}, sort_keys=True)
+    h.update(key.encode())
+    path = runs_dir() / "evals" / f"{slug(dataset.name)}-{eval_config.arch}-{h.hexdigest()[:16]}.json"
     if path.exists():
         return json.loads(path.read_text())["result"]
-    result = evaluate_synset(synset.images, synset.labels, dataset, eval_config, seed=config.seed, device=device,
-                             progress=progress)
-    atomic_write_json({"key": key, "result": result}, path)
+    result = evaluate_synset(images, labels, dataset, eval_config, seed=seed, device=device, progress=progress)
+    atomic_write_json({"key": key, "images": list(images.shape), "result": result}, path)
     return result
 
 
+def setup(profile: str, dataset: str, ipc: int, seed: int = 0, base: str = "dm", data_root=None, device=None,
+          progress: bool = True, overrides: list[str] | None = None):
+    """What every experiment on one dataset shares: the device, the dataset, one real-image sampler on
+    the device and the profile's proxy pool (built once, cached). Returns (device, dataset, sampler, pool)."""
+    device = pick_device(device)
+    ds = load_dataset(dataset, root=data_root)
+    pool_cfg = make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool
+    return device, ds, ds.real_sampler(device), ProxyPool.build(pool_cfg, ds, device, progress=progress)
+
+
 def cross_architecture(config, dataset: Dataset, device, archs=CROSS_ARCH, epochs: int | None = None,
-                       models: int | None = None, test_limit: int | None = None, progress=True) -> dict:
+                       models: int | None = None, test_limit: int | None = None, progress=True,
+                       pool: ProxyPool | None = None, sampler=None) -> dict:
     """Evaluate the finished run of ``config`` on each architecture with the profile's recipe
     (optionally fewer epochs / networks / test images, recorded in each result)."""
-    res = run_or_resume(config, dataset, device, progress=progress)
+    res = run_or_resume(config, dataset, device, pool, progress, sampler)
     out = {}
     for arch in archs:
         ec = dataclasses.replace(config.eval, arch=arch,
@@ -72,30 +87,27 @@ def cross_architecture(config, dataset: Dataset, device, archs=CROSS_ARCH, epoch
         changes = {k: v for k, v in (("epochs", epochs), ("num_models", models), ("test_limit", test_limit)) if v}
         if config.profile == "smoke":  # full-width AlexNet/VGG/ResNet are slow on a CPU: seconds, not minutes
             changes = {"epochs": 5, "num_models": 1, "test_limit": 500, **changes}
-        out[arch] = evaluated(res.synset, dataset, res.out_dir, device, config, progress,
-                              dataclasses.replace(ec, **changes))
+        out[arch] = evaluated(res.synset.images, res.synset.labels, dataset, dataclasses.replace(ec, **changes),
+                              config.seed, device, progress)
     return out
 
 
 def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu",
                     methods: tuple[str, ...] = ("dm", "dm+cmi"), seed: int = 0, data_root=None,
                     device=None, out_dir: str | Path | None = None, overrides: list[str] | None = None,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, grids: bool = True) -> dict:
     """Distill with each method, evaluate, measure the final CMI of each set under one proxy pool,
-    and write metrics.json, table.md, table.csv and an image grid into ``out_dir``."""
+    and write metrics.json, table.md, table.csv and (``grids``) an image grid per method into ``out_dir``."""
     t0 = time.time()
-    device = pick_device(device)
-    ds = load_dataset(dataset, root=data_root)
-    sampler = ds.real_sampler(device)
     # One proxy pool for every method: the +CMI config's pool measures the baseline too.
-    base = methods[0].split("+")[0]
-    pool_cfg = make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool
-    pool = ProxyPool.build(pool_cfg, ds, device, progress=progress)
+    device, ds, sampler, pool = setup(profile, dataset, ipc, seed, methods[0].split("+")[0], data_root, device,
+                                      progress, overrides)
+    pool_cfg = pool.config
     rows, results = [], {}
     for method in methods:
         cfg = make_config(profile, dataset, method, ipc, seed, overrides=overrides)
         res = run_or_resume(cfg, ds, device, pool, progress, sampler)
-        acc = evaluated(res.synset, ds, run_dir_for(cfg), device, cfg, progress)
+        acc = evaluated(res.synset.images, res.synset.labels, ds, cfg.eval, cfg.seed, device, progress)
         images, labels = res.synset.images.to(device), res.synset.labels.to(device)
         cmi_feature = measure_cmi(images, labels, pool, space="feature")
         cmi_logit = measure_cmi(images, labels, pool, space="logit")
@@ -116,7 +128,7 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
         atomic_write_text(_markdown_table(rows, metrics), out / "table.md")
         atomic_write_text(rows_to_csv(rows), out / "table.csv")
         from .plots import save_synset_grid
-        for method, r in results.items():
+        for method, r in (results.items() if grids else ()):
             save_synset_grid(r["synset"], out / f"synset_{method.replace('+', '_')}.png",
                              title=f"{method} on {ds.label}, IPC {ipc}, profile {profile}")
     return metrics
@@ -146,19 +158,24 @@ def _markdown_table(rows: list[dict], metrics: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["compare_methods", "run_or_resume", "run_dir_for", "runs_dir", "evaluated"]
+__all__ = ["compare_methods", "run_or_resume", "run_dir_for", "runs_dir", "evaluated", "setup", "main_table",
+           "cross_architecture", "curve_runs", "run_curve"]
 
 
 def main_table(profile: str, datasets, ipcs, methods=("dm", "dm+cmi"), seed: int = 0, data_root=None,
-               device=None, overrides: list[str] | None = None, progress: bool = True) -> tuple[list[dict], dict]:
+               device=None, overrides: list[str] | None = None, progress: bool = True,
+               cells_dir: str | Path | None = None) -> tuple[list[dict], dict]:
     """Base versus base+CMI over datasets x IPC: one row per (dataset, IPC) with each method's accuracy
-    (mean +- std, %), the +CMI difference, and the published number where dataset and protocol match."""
+    (mean +- std, %), the +CMI difference, and the published number where dataset and protocol match.
+    With ``cells_dir`` each (dataset, IPC) cell is written as its own comparison report as soon as it
+    is done (``cells_dir/<dataset>_ipc<IPC>/``), so a long table that is stopped keeps its finished cells."""
     from .reference import reference
     rows, raw = [], {}
     for dataset in datasets:
         for ipc in ipcs:
-            m = compare_methods(dataset, ipc, profile, tuple(methods), seed, data_root, device, None, overrides,
-                                progress)
+            cell_dir = None if cells_dir is None else Path(cells_dir) / f"{slug(dataset)}_ipc{ipc}"
+            m = compare_methods(dataset, ipc, profile, tuple(methods), seed, data_root, device, cell_dir, overrides,
+                                progress, grids=False)
             raw[f"{dataset}/ipc{ipc}"] = m
             row = {"dataset": m["dataset_label"], "ipc": ipc}
             for method in methods:
@@ -180,32 +197,67 @@ def rows_to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(r.get(h, "")) for h in head) + " |" for r in rows]) + "\n"
 
 
-# Checkpoint schedules for the curve notebooks (CMI versus accuracy, training efficiency). They are
-# part of the run's config, so both notebooks share the same cached runs.
-CURVE_SCHEDULE = {"smoke": {"track_every": 5, "eval_at": (0, 5, 10)},
-                  "cpu": {"track_every": 50, "eval_at": (0, 150, 300, 450, 600)},
-                  "paper": {"track_every": 500, "eval_at": (0, 2000, 5000, 10000, 20000)}}
+# Points along a run at which the curve notebooks (CMI versus accuracy, training efficiency) evaluate:
+# this many snapshots, evenly spaced from the initialisation to the end. CMI is measured at every
+# snapshot. Both come from the run's snapshots, so the curves belong to the same runs as the tables.
+CURVE_EVALS = {"smoke": 3, "cpu": 4, "paper": 5}
+
+
+def eval_points(available: list[int], count: int) -> list[int]:
+    """``count`` of the ``available`` snapshot iterations, evenly spaced, first and last included."""
+    if count >= len(available):
+        return list(available)
+    picks = {available[round(i * (len(available) - 1) / (count - 1))] for i in range(count)}
+    return sorted(picks)
+
+
+def run_curve(result, dataset: Dataset, pool: ProxyPool, eval_config, seed: int, device, evals: int,
+              progress: bool = True) -> dict:
+    """CMI (feature and logit space, mean over the pool) at every snapshot of a finished run, and test
+    accuracy at ``evals`` of them, each with the distillation wall time at that iteration.
+    Returns {"tracks": [{iteration, seconds, cmi_feature, cmi_logit}], "evals": [{iteration, seconds,
+    acc_mean, acc_std, accs}]}; CMI is cached in the run folder per pool, accuracy by `evaluated`."""
+    from .distill import snapshots
+    snaps = snapshots(result.out_dir)
+    if not snaps:
+        raise ArtefactError(f"run {result.out_dir} has no snapshots (made by an older ddcmi?); delete it and run again")
+    seconds = {0: 0.0, **{s["iteration"]: s["seconds"] for s in result.history["steps"]}}
+    labels = result.synset.labels.to(device)
+    cache = result.out_dir / f"tracks-{pool.config.key()}.json"
+    tracks = {t["iteration"]: t for t in (json.loads(cache.read_text()) if cache.exists() else [])}
+    for it, path in snaps.items():
+        if it not in tracks:
+            x = torch.load(path, weights_only=True).to(device)
+            tracks[it] = {"iteration": it, "seconds": seconds.get(it, 0.0),
+                          **{f"cmi_{sp}": measure_cmi(x, labels, pool, space=sp)["mean"] for sp in ("feature", "logit")}}
+    atomic_write_json([tracks[i] for i in sorted(tracks)], cache)
+    out_evals = []
+    for it in eval_points(sorted(snaps), evals):
+        x = torch.load(snaps[it], weights_only=True)
+        acc = evaluated(x, result.synset.labels, dataset, eval_config, seed, device, progress)
+        out_evals.append({"iteration": it, "seconds": seconds.get(it, 0.0), "acc_mean": acc["mean"],
+                          "acc_std": acc["std"], "accs": acc["accs"]})
+    return {"tracks": [tracks[i] for i in sorted(tracks)], "evals": out_evals}
 
 
 def curve_runs(profile: str, dataset: str, ipc: int, methods=("dm", "dm+cmi"), seed: int = 0,
                lambdas=(), data_root=None, device=None, progress: bool = True):
-    """Runs with CMI tracked along the way and evaluated at checkpoints, plus a lambda sweep of the
-    first +CMI method. Returns (runs, dataset, pool); runs maps a label to
-    {"result", "config", "method", "weight", "final_acc", "cmi_feature", "cmi_logit"}."""
-    device = pick_device(device)
-    ds = load_dataset(dataset, root=data_root)
-    sampler = ds.real_sampler(device)
-    schedule = CURVE_SCHEDULE[profile]
+    """The profile's runs of ``methods`` (the same runs the tables use) with their curves (`run_curve`),
+    plus a lambda sweep of the first +CMI method (final numbers only). Returns (runs, dataset, pool);
+    runs maps a label to {"result", "config", "method", "weight", "final_acc", "cmi_feature",
+    "cmi_logit"} and, for ``methods``, "tracks" and "evals"."""
     plus = next((m for m in methods if m.endswith("+cmi")), methods[0].split("+")[0] + "+cmi")
-    pool = ProxyPool.build(make_config(profile, dataset, plus, ipc, seed).pool, ds, device, progress=progress)
+    device, ds, sampler, pool = setup(profile, dataset, ipc, seed, plus.split("+")[0], data_root, device, progress)
     wanted = [(m, m, {}) for m in methods] + [(f"{plus} lambda={lam:g}", plus, {"cmi.weight": lam}) for lam in lambdas]
     out = {}
     for label, method, extra in wanted:
-        cfg = make_config(profile, dataset, method, ipc, seed, overrides={**schedule, **extra})
+        cfg = make_config(profile, dataset, method, ipc, seed, overrides=extra)
         res = run_or_resume(cfg, ds, device, pool, progress, sampler)
         x, y = res.synset.images.to(device), res.synset.labels.to(device)
         out[label] = {"result": res, "config": cfg, "method": method, "weight": cfg.cmi.weight,
-                      "final_acc": evaluated(res.synset, ds, run_dir_for(cfg), device, cfg, progress),
+                      "final_acc": evaluated(res.synset.images, res.synset.labels, ds, cfg.eval, cfg.seed, device, progress),
                       "cmi_feature": measure_cmi(x, y, pool, space="feature")["mean"],
                       "cmi_logit": measure_cmi(x, y, pool, space="logit")["mean"]}
+        if label in methods:
+            out[label].update(run_curve(res, ds, pool, cfg.eval, cfg.seed, device, CURVE_EVALS[profile], progress))
     return out, ds, pool

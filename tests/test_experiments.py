@@ -1,0 +1,74 @@
+"""Experiments: runs shared between notebooks (snapshots, curves), content-cached evaluation, and the
+per-profile parameters and order of `ddcmi reproduce`."""
+import json
+
+import pytest
+import torch
+
+from ddcmi import Distiller, make_config
+from ddcmi.distill import snapshots
+from ddcmi.experiments import eval_points, evaluated, run_curve
+
+
+def test_a_run_leaves_snapshots_at_init_checkpoints_and_end(mnist, tmp_path):
+    cfg = make_config("smoke", "mnist", "dm", 10, overrides={"iterations": 7, "checkpoint_every": 3})
+    res = Distiller(cfg, mnist, out_dir=tmp_path, progress=False).run()
+    snaps = snapshots(tmp_path)
+    assert sorted(snaps) == [0, 3, 6, 7]
+    assert torch.equal(torch.load(snaps[0]), torch.load(tmp_path / "initial_images.pt"))
+    assert torch.equal(torch.load(snaps[7]), res.synset.images)
+
+
+def test_eval_points_are_evenly_spaced_and_keep_both_ends():
+    assert eval_points([0, 50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 550, 600], 4) == [0, 200, 400, 600]
+    assert eval_points([0, 5, 10], 5) == [0, 5, 10]
+    assert eval_points([0, 2, 4, 6, 8, 10], 2) == [0, 10]
+
+
+def test_evaluation_is_cached_by_content(mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("DDCMI_RUNS", str(tmp_path))
+    cfg = make_config("smoke", "mnist", "dm", 2, overrides={"eval.epochs": 2, "eval.num_models": 1})
+    x, y = mnist.real_sampler().initial_images(2, torch.Generator().manual_seed(0))
+    first = evaluated(x, y, mnist, cfg.eval, 0, "cpu", progress=False)
+    assert len(list((tmp_path / "evals").glob("*.json"))) == 1
+    assert evaluated(x.clone(), y.clone(), mnist, cfg.eval, 0, "cpu", progress=False) == first  # a hit
+    assert len(list((tmp_path / "evals").glob("*.json"))) == 1
+    evaluated(x + 0.01, y, mnist, cfg.eval, 0, "cpu", progress=False)  # other pixels: another entry
+    evaluated(x, y, mnist, cfg.eval, 1, "cpu", progress=False)  # another seed: another entry
+    assert len(list((tmp_path / "evals").glob("*.json"))) == 3
+
+
+def test_curves_come_from_the_runs_snapshots_and_share_the_final_evaluation(mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("DDCMI_RUNS", str(tmp_path / "runs"))
+    cfg = make_config("smoke", "mnist", "dm+cmi", 10, overrides={"eval.epochs": 3, "eval.num_models": 1})
+    d = Distiller(cfg, mnist, out_dir=tmp_path / "run", progress=False)
+    res = d.run()
+    final = evaluated(res.synset.images, res.synset.labels, mnist, cfg.eval, cfg.seed, "cpu", progress=False)
+    curve = run_curve(res, mnist, d.pool, cfg.eval, cfg.seed, "cpu", evals=3, progress=False)
+    assert [t["iteration"] for t in curve["tracks"]] == [0, 5, 10]
+    assert all(t["cmi_feature"] > 0 and t["cmi_logit"] > 0 for t in curve["tracks"])
+    assert curve["tracks"][-1]["cmi_feature"] < curve["tracks"][0]["cmi_feature"]  # the regulariser acted
+    assert [e["iteration"] for e in curve["evals"]] == [0, 5, 10]
+    assert curve["evals"][-1]["acc_mean"] == final["mean"]  # the last snapshot is the result: one evaluation
+    assert curve["evals"][0]["seconds"] == 0 < curve["evals"][1]["seconds"] <= curve["evals"][2]["seconds"]
+    assert len(list((tmp_path / "runs" / "evals").glob("*.json"))) == 3
+    cached = json.loads(next((tmp_path / "run").glob("tracks-*.json")).read_text())
+    assert [t["iteration"] for t in cached] == [0, 5, 10]
+
+
+def test_reproduce_order_and_profile_parameters(monkeypatch, tmp_path):
+    pytest.importorskip("papermill")
+    from ddcmi import reproduce as rp
+    names = rp.notebook_names()
+    assert names[-2:] == ["main_table", "synthetic_grids"] and names[0] == "teaching_demo"
+    seen = {}
+
+    def fake_execute(path, out, parameters, **kw):
+        seen.update(parameters)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr("papermill.execute_notebook", fake_execute)
+    with pytest.raises(RuntimeError):
+        rp.reproduce("main_table", "cpu", {"ipcs": [10]}, reports_root=tmp_path)
+    assert seen["datasets"] == ["mnist", "fashion_mnist", "cifar10_jpeg"] and seen["ipcs"] == [10]
+    assert seen["profile"] == "cpu"
