@@ -51,6 +51,15 @@ class DistillConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict:
+        """What determines the distilled pixels: the whole config except how the result is evaluated
+        afterwards (``eval``), unless ``eval_at`` evaluates during the run. Runs are stored and resumed
+        under this, so evaluating a run another way never distills it again."""
+        d = self.to_dict()
+        if not self.eval_at:
+            d.pop("eval")
+        return d
+
     def with_overrides(self, overrides: list[str] | dict | None) -> "DistillConfig":
         return apply_overrides(self, overrides)
 

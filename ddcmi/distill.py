@@ -89,9 +89,9 @@ class Distiller:
         if path is None or not path.exists():
             return None
         ckpt = load_artefact(path, CHECKPOINT_FORMAT, "checkpoint", "delete it or run with --fresh")
-        mine = self.config.to_dict()
-        if ckpt.get("config") != mine:
-            theirs = ckpt.get("config") or {}
+        mine = self.config.identity()
+        theirs = {k: v for k, v in (ckpt.get("config") or {}).items() if k in mine}
+        if theirs != mine:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise ArtefactError(f"checkpoint {path} belongs to another config (differs in: {', '.join(diff)}); "
                                 f"use another output folder or --fresh to discard it")

@@ -33,7 +33,7 @@ def runs_dir() -> Path:
 
 
 def run_dir_for(config) -> Path:
-    blob = json.dumps(config.to_dict(), sort_keys=True)
+    blob = json.dumps(config.identity(), sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
     name = f"{slug(config.dataset)}-{config.method.replace('+', '_')}-ipc{config.ipc}-{config.profile}-s{config.seed}-{digest}"
     return runs_dir() / name

@@ -72,3 +72,11 @@ def test_reproduce_order_and_profile_parameters(monkeypatch, tmp_path):
         rp.reproduce("main_table", "cpu", {"ipcs": [10]}, reports_root=tmp_path)
     assert seen["datasets"] == ["mnist", "fashion_mnist", "cifar10_jpeg"] and seen["ipcs"] == [10]
     assert seen["profile"] == "cpu"
+
+
+def test_the_run_folder_ignores_the_evaluation_recipe_but_not_the_distillation():
+    from ddcmi.experiments import run_dir_for
+    cfg = make_config("smoke", "mnist", "dm", 10)
+    assert run_dir_for(cfg) == run_dir_for(cfg.with_overrides({"eval.epochs": 7, "eval.arch": "alexnet"}))
+    assert run_dir_for(cfg) != run_dir_for(cfg.with_overrides({"iterations": 11}))
+    assert run_dir_for(cfg) != run_dir_for(cfg.with_overrides({"eval_at": (5,)}))  # evaluates during the run
