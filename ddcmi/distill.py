@@ -75,10 +75,10 @@ class Distiller:
     # ------------------------------------------------------------------ state
     def _fresh_state(self) -> dict:
         g = torch.Generator().manual_seed(self.config.seed)
-        images, labels = self.sampler.initial_images(self.config.ipc, g)
+        images, labels = self.method.initial(self.config.ipc, g)
         return {"iteration": 0, "images": images, "labels": labels, "generator": g.get_state(),
                 "optimizer": None, "history": {"steps": [], "evals": []}, "elapsed": 0.0,
-                "initial_images": images.detach().cpu().clone()}
+                "initial_images": self.method.synthetic(images, labels)[0].detach().cpu().clone()}
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -107,9 +107,10 @@ class Distiller:
                           self.checkpoint_path)
         atomic_write_json(state["history"], self.out_dir / "history.json")  # readable while the run goes on
         every = self.config.checkpoint_every
-        for it, pixels in ((0, state["initial_images"]), (state["iteration"], state["images"])):
+        for it in (0, state["iteration"]):  # the set as networks see it (decoded, for IDC)
             path = snapshot_path(self.out_dir, it)
             if (it == 0 or (every and it % every == 0) or it == self.config.iterations) and not path.exists():
+                pixels = state["initial_images"] if it == 0 else self.method.synthetic(state["images"], state["labels"])[0]
                 atomic_torch_save(pixels.detach().cpu(), path)
 
     # ------------------------------------------------------------------ run
@@ -138,9 +139,9 @@ class Distiller:
 
         if start_it == 0:  # the initialisation itself, when asked for
             if cfg.track_every and not history.get("tracks"):
-                history["tracks"] = [{"iteration": 0, "seconds": 0.0, **self.track(images.detach(), labels)}]
+                history["tracks"] = [{"iteration": 0, "seconds": 0.0, **self.track(*self._trained_on(images, labels))}]
             if 0 in cfg.eval_at and not history["evals"]:
-                acc = self.evaluate(images.detach(), labels)
+                acc = self.evaluate(*self._trained_on(images, labels))
                 history["evals"].append({"iteration": 0, "seconds": 0.0, "acc_mean": acc["mean"],
                                          "acc_std": acc["std"], "accs": acc["accs"]})
         bar = tqdm(range(start_it, cfg.iterations), initial=start_it, total=cfg.iterations,
@@ -159,9 +160,9 @@ class Distiller:
                 done = it + 1
                 if cfg.track_every and (done % cfg.track_every == 0 or done == cfg.iterations):
                     history.setdefault("tracks", []).append({"iteration": done, "seconds": round(time.time() - t0, 3),
-                                                              **self.track(images.detach(), labels)})
+                                                              **self.track(*self._trained_on(images, labels))})
                 if done in cfg.eval_at:
-                    acc = self.evaluate(images.detach(), labels)
+                    acc = self.evaluate(*self._trained_on(images, labels))
                     history["evals"].append({"iteration": done, "seconds": round(time.time() - t0, 3),
                                              "acc_mean": acc["mean"], "acc_std": acc["std"], "accs": acc["accs"]})
                 if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
@@ -179,7 +180,7 @@ class Distiller:
             raise KeyboardInterrupt(f"stopped after {completed} of {cfg.iterations} iterations; checkpoint kept{where}; "
                                     f"run the same command again to resume") from None
         bar.close()
-        synset = self._synset(images.detach(), labels, time.time() - t0)
+        synset = self._synset(*self._trained_on(images, labels), time.time() - t0)
         if self.out_dir is not None:
             synset.save(self.out_dir / "synset.pt")
             atomic_write_json(history, self.out_dir / "history.json")
@@ -192,14 +193,14 @@ class Distiller:
         gradient is added there (one proxy per iteration, drawn at the first update), then the pixels
         move. The history records the mean of each term over the iteration's updates."""
         reg = self.regularizer
-        due = reg is not None and reg.is_due(it) and not reg.known_zero(labels)
+        due = reg is not None and reg.is_due(it)
         proxy: list[int] = []
 
-        def update(terms: dict, cmi_images=None, cmi_labels=None) -> dict:
-            if due:
-                if not proxy:
-                    proxy.append(reg.pool.draw(g))
-                x, y = (images, labels) if cmi_images is None else (cmi_images, cmi_labels)
+        def update(terms: dict, cmi_images=None, cmi_labels=None, new_proxy: bool = False) -> dict:
+            x, y = (images, labels) if cmi_images is None else (cmi_images, cmi_labels)
+            if due and not reg.known_zero(y):
+                if new_proxy or not proxy:  # one proxy per iteration, or per round where the method asks
+                    proxy[:] = [reg.pool.draw(g)]
                 terms["cmi"] = reg.backward(x, y, proxy[0])
             terms["loss"] = terms["match"] + (self.config.cmi.weight * terms["cmi"] if "cmi" in terms else 0.0)
             grad_ok = images.grad is None or bool(torch.isfinite(images.grad).all())
@@ -210,12 +211,20 @@ class Distiller:
                     f"{self.config.lr_img}) or the CMI weight (now {self.config.cmi.weight}), or check the input data")
             opt.step()
             opt.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                self.method.project_(images)
             return terms
 
         opt.zero_grad(set_to_none=True)
         per_update = self.method.iteration(images, labels, g, update)
         keys = dict.fromkeys(k for t in per_update for k in t)
         return {k: sum(t[k] for t in per_update if k in t) / sum(k in t for t in per_update) for k in keys}
+
+    def _trained_on(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The synthetic set as networks see it (IDC decodes its storage images), detached."""
+        with torch.no_grad():
+            x, y = self.method.synthetic(images.detach(), labels)
+        return x, y
 
     def track(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
         """CMI of the current set under every pool member, in both spaces (not part of the loss)."""

@@ -4,9 +4,13 @@ Standard recipe (method.md section 6): SGD lr 0.01, momentum 0.9, weight decay 5
 lr x 0.1 halfway (epoch 501 of 1000), DSA augmentation drawn independently per image, mean +- std
 over several freshly initialised networks. Nothing is selected on the test set: each network is
 tested once, after its last epoch.
+
+IDC's own recipe (``IDC_RECIPE``, ``idc_recipe(config)``) differs in batch size (64), CutMix (with
+probability 0.5, Beta(1, 1) area) and a multi-step schedule (lr x 0.2 at 2/3 and 5/6 of the epochs).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -34,6 +38,41 @@ class EvalConfig:
     num_models: int = 5
     dsa: DSAConfig = field(default_factory=DSAConfig)
     test_limit: int = 0  # 0 = the full test set; n > 0 = the first n test images (named in the output)
+    lr_milestones: tuple[float, ...] = (0.5,)  # fractions of the epochs at which lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+    cutmix_prob: float = 0.0  # probability of CutMix per batch (IDC's recipe: 0.5)
+
+
+# IDC's evaluation recipe (method.md section 6: batch 64, CutMix, multi-step lr), beside the standard one.
+IDC_RECIPE = {"batch_size": 64, "cutmix_prob": 0.5, "lr_milestones": (2 / 3, 5 / 6), "lr_gamma": 0.2}
+
+
+def idc_recipe(config: EvalConfig) -> EvalConfig:
+    """``config`` with IDC's own training recipe (same architecture, epochs and number of networks)."""
+    return dataclasses.replace(config, **IDC_RECIPE)
+
+
+def recipe_key(config: EvalConfig) -> dict:
+    """The fields of ``config`` that differ from the defaults: a stable key for cached results (a field
+    added later with a default never changes the key of what was computed before)."""
+    default = dataclasses.asdict(EvalConfig())
+    return {k: v for k, v in dataclasses.asdict(config).items() if v != default[k] and not
+            (isinstance(v, (list, tuple)) and list(v) == list(default[k]))}
+
+
+def cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
+    """CutMix with a Beta(1, 1) area: a random box of a shuffled batch pasted in; returns the mixed
+    batch, both label sets and the kept fraction of the area."""
+    n, _, h, w = x.shape
+    lam = float(torch.rand((), generator=generator))
+    ch, cw = int(h * (1 - lam) ** 0.5), int(w * (1 - lam) ** 0.5)
+    cy, cx = (int(v) for v in torch.randint(0, h, (1,), generator=generator).tolist() +
+              torch.randint(0, w, (1,), generator=generator).tolist())
+    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    perm = torch.randperm(n, generator=generator).to(x.device)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+    return x, y, y[perm], 1 - (y1 - y0) * (x1 - x0) / (h * w)
 
 
 def train_on_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
@@ -44,19 +83,24 @@ def train_on_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
                           generator).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay)
-    decay_epoch = config.epochs // 2
+    decay_epochs = {int(f * config.epochs) for f in config.lr_milestones}
     dsa = DSA(config.dsa)
     x, y = images.detach().to(device), labels.to(device)
     model.train()
     for epoch in range(config.epochs):
-        if epoch == decay_epoch:
+        if epoch in decay_epochs:
             for group in opt.param_groups:
-                group["lr"] = config.lr * 0.1
+                group["lr"] *= config.lr_gamma
         order = torch.randperm(len(y), generator=generator).to(device)
         for s in range(0, len(y), config.batch_size):
             idx = order[s:s + config.batch_size]
             xb = dsa(x[idx], generator, siamese=False) if dsa.enabled else x[idx]
-            loss = F.cross_entropy(model(xb), y[idx])
+            if config.cutmix_prob > 0 and float(torch.rand((), generator=generator)) < config.cutmix_prob:
+                xb, ya, yb, keep = cutmix(xb, y[idx], generator)
+                out = model(xb)
+                loss = keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yb)
+            else:
+                loss = F.cross_entropy(model(xb), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

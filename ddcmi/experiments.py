@@ -22,7 +22,7 @@ from .cmi import measure_cmi
 from .data import Dataset, load_dataset
 from .distill import Distiller
 from .errors import ArtefactError
-from .evaluate import CROSS_ARCH
+from .evaluate import CROSS_ARCH, recipe_key
 from .profiles import make_config
 from .proxy import ProxyPool
 from .utils import atomic_write_json, atomic_write_text, pick_device, provenance, slug
@@ -54,7 +54,7 @@ def evaluated(images, labels, dataset: Dataset, eval_config, seed: int, device, 
     h = hashlib.sha1()
     h.update(images.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     h.update(labels.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
-    key = json.dumps({"dataset": dataset.name, "eval": dataclasses.asdict(eval_config), "seed": seed}, sort_keys=True)
+    key = json.dumps({"dataset": dataset.name, "eval": recipe_key(eval_config), "seed": seed}, sort_keys=True)
     h.update(key.encode())
     path = runs_dir() / "evals" / f"{slug(dataset.name)}-{eval_config.arch}-{h.hexdigest()[:16]}.json"
     if path.exists():

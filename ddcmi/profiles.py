@@ -54,6 +54,7 @@ CPU_METHOD = {
     # gradient matching at `cpu`: provisional reductions (docs/profiles.md says what is measured so far)
     "dc": {"iterations": 40, "real_per_class": 32, "lambda": 5000.0},
     "dsa": {"iterations": 40, "real_per_class": 32, "lambda": 5000.0},
+    "idc": {"iterations": 20, "real_per_class": 32, "outer_loop": 5, "inner_loop": 5, "lambda": 100.0},
 }
 
 
@@ -81,6 +82,11 @@ PAPER_METHOD = {
     "dm": {"iterations": 20_000, "lr_img": 1.0, "momentum": 0.5, "real_per_class": 256},
     "dc": {"iterations": 1000, "lr_img": 0.1, "momentum": 0.5, "real_per_class": 256, "lr_net": 0.01},
     "dsa": {"iterations": 1000, "lr_img": 0.1, "momentum": 0.5, "real_per_class": 256, "lr_net": 0.01},
+    # IDC: 2000 outer iterations, lr_img 5e-3 x IPC/10 on [0,1] pixels (method.md section 4). Not pinned
+    # there, chosen here: 100 rounds of class updates per iteration, 5 network steps on 128 real
+    # images between rounds, 128 real images per class per update.
+    "idc": {"iterations": 2000, "lr_img": 5e-3, "momentum": 0.5, "real_per_class": 128, "lr_net": 0.01,
+            "outer_loop": 100, "inner_loop": 5},
 }
 # DC is evaluated without augmentation for 300 epochs (method.md section 6).
 NO_AUGMENT_EVAL = {"dc": 300}
@@ -97,6 +103,8 @@ def make_config(profile: str, dataset: str, method: str, ipc: int, seed: int = 0
     net = _net_for(dataset)
     common = dict(dataset=dataset, method=method, ipc=ipc, profile=profile, seed=seed, net=net,
                   **PAPER_METHOD[base])
+    if base == "idc":  # IDC scales its image learning rate with IPC
+        common["lr_img"] = PAPER_METHOD["idc"]["lr_img"] * ipc / 10
     if profile == "paper":
         weight, note = paper_lambda(base, dataset, ipc) if with_cmi else (0.0, "")
         cfg = DistillConfig(
@@ -118,8 +126,9 @@ def make_config(profile: str, dataset: str, method: str, ipc: int, seed: int = 0
     else:  # smoke
         weight, note = (CPU_METHOD[base]["lambda"], CPU_LAMBDA_NOTE) if with_cmi else (0.0, "")
         cfg = DistillConfig(
-            **{**common, "iterations": 10 if base == "dm" else 2, "real_per_class": 16},
-            net_kwargs={"width": 32}, outer_loop=0 if base == "dm" else 2, inner_loop=0 if base == "dm" else 2,
+            **{**common, "iterations": 10 if base == "dm" else 2, "real_per_class": 16,
+               "outer_loop": 0 if base == "dm" else 2, "inner_loop": 0 if base == "dm" else 2},
+            net_kwargs={"width": 32},
             cmi=CMIConfig(weight=weight, space="feature", weight_note=note),
             pool=PoolConfig(dataset, arch="convnet3", count=2, epochs=1, seed=0, train_per_class=50,
                             arch_kwargs={"width": 16}),

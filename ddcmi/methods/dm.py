@@ -6,11 +6,11 @@ import torch
 
 from ..augment import DSA
 from ..models import create_model, init_weights_
-from . import METHODS
+from . import METHODS, MatchingMethod
 
 
 @METHODS.register("dm")
-class DMMatching:
+class DMMatching(MatchingMethod):
     """loss = sum_c || mean embed(real_c) - mean embed(syn_c) ||^2, one new random network per step.
 
     Speed without changing the method: the network is one module re-drawn in place from the run's

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..augment import DSA
 from ..errors import ConfigError
 from ..models import create_model, has_batchnorm, init_weights_
-from . import METHODS
+from . import METHODS, MatchingMethod
 
 # (outer_loop, inner_loop) by IPC in the releases
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -40,8 +40,18 @@ def gradient_distance(grads_real: list[torch.Tensor], grads_syn: list[torch.Tens
     return total
 
 
+def class_gradient_distance(net, params, real, syn, c: int, distance) -> torch.Tensor:
+    """``distance`` between the cross-entropy gradients (w.r.t. ``params``) of a real and a synthetic
+    batch of class ``c``; differentiable with respect to the synthetic images."""
+    y_real = torch.full((real.shape[0],), c, device=real.device)
+    g_real = [g.detach() for g in torch.autograd.grad(F.cross_entropy(net(real), y_real), params)]
+    y_syn = torch.full((syn.shape[0],), c, device=syn.device)
+    g_syn = torch.autograd.grad(F.cross_entropy(net(syn), y_syn), params, create_graph=True)
+    return distance(g_real, g_syn)
+
+
 @METHODS.register("dc")
-class DCMatching:
+class DCMatching(MatchingMethod):
     """DC (no augmentation unless a strategy is given explicitly)."""
 
     augment = False
@@ -82,12 +92,7 @@ class DCMatching:
             real = self.sampler.sample(c, self.config.real_per_class, generator)
             syn = images[labels == c]
             real, syn = self._augment(real, syn, generator)
-            y_real = torch.full((real.shape[0],), c, device=self.device)
-            g_real = torch.autograd.grad(F.cross_entropy(self.net(real), y_real), self.params)
-            g_real = [g.detach() for g in g_real]
-            y_syn = torch.full((syn.shape[0],), c, device=self.device)
-            g_syn = torch.autograd.grad(F.cross_entropy(self.net(syn), y_syn), self.params, create_graph=True)
-            loss = gradient_distance(g_real, g_syn)
+            loss = class_gradient_distance(self.net, self.params, real, syn, c, gradient_distance)
             loss.backward(inputs=[images])  # gradients for the pixels only, not the network
             total += float(loss.detach())
         return {"match": total}
