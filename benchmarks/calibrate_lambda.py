@@ -2,9 +2,11 @@
 
     python benchmarks/calibrate_lambda.py --dataset cifar10_jpeg --profile cpu --ipc 10
 
-At the real-image initialisation it measures, over a few iterations, the norm of the base method's
-gradient on the synthetic pixels and the norm of the (unweighted) CMI gradient, and prints the
-lambda at which the two are the same size. That is the rule the ``cpu`` profile's lambda follows
+At the real-image initialisation it measures, over a few iterations and at every pixel update the
+method makes (DC/DSA: each round; IDC: each class), the norm of the base method's gradient on the
+synthetic pixels and the norm of the (unweighted) CMI gradient on the images CMI is applied to, and
+prints the lambda at which the two are the same size. Works for every registered method
+(``--method dsa``, ``--method idc``). That is the rule the ``cpu`` profile's lambda follows
 (docs/profiles.md); it is a scale match, not a tuned optimum.
 """
 from __future__ import annotations
@@ -37,19 +39,26 @@ def main():
     method = METHODS.get(args.method)(cfg, ds, sampler, dev)
     reg = CMIRegularizer(pool, cfg.cmi)
     g = torch.Generator().manual_seed(0)
-    images, labels = sampler.initial_images(args.ipc, g)
+    images, labels = method.initial(args.ipc, g)
     images.requires_grad_(True)
     base_norms, cmi_norms, cmis = [], [], []
-    for _ in range(args.steps):
-        images.grad = None
-        method.loss_and_backward(images, labels, g)
+
+    def measure(terms, cmi_images=None, cmi_labels=None, new_proxy=False):
+        """The distiller's update, measuring instead of stepping: the pixels stay at the initialisation."""
         base_norms.append(float(images.grad.norm()))
         images.grad = None
-        cmis.append(reg.backward(images, labels, pool.draw(g), weight=1.0))
-        cmi_norms.append(float(images.grad.norm()))
+        x, y = (images, labels) if cmi_images is None else (cmi_images, cmi_labels)
+        cmis.append(reg.backward(x, y, pool.draw(g), weight=1.0))
+        cmi_norms.append(float(images.grad.norm()) if images.grad is not None else 0.0)
+        images.grad = None
+        return terms
+
+    for _ in range(args.steps):
+        images.grad = None
+        method.iteration(images, labels, g, measure)
     lam = statistics.mean(base_norms) / statistics.mean(cmi_norms)
     print(f"pool: {cfg.pool.describe()}")
-    print(f"{args.method} gradient norm: {statistics.mean(base_norms):.4g} (mean of {args.steps}); "
+    print(f"{args.method} gradient norm: {statistics.mean(base_norms):.4g} (mean of {len(base_norms)} updates); "
           f"CMI gradient norm: {statistics.mean(cmi_norms):.4g}; CMI at init: {statistics.mean(cmis):.4g} nats "
           f"(feature space)")
     print(f"lambda at which the two gradients have the same norm: {lam:.4g}")

@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="notebook parameter (JSON value or plain string), repeatable")
     p.add_argument("--reports", default="reports", help="reports folder (default reports/)")
     p.add_argument("--force", action="store_true", help="run again even if the report exists with these parameters")
+    p.add_argument("--tag", default=None, help="write to reports/<profile>/<name>_<tag>/ (a variant beside the default report)")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("compare", help="the main job: base method vs base+CMI, evaluated, written under reports/",
@@ -263,7 +264,8 @@ def cmd_reproduce(args) -> int:
             params[key] = value
     names = notebook_names() if args.name == "all" else [args.name]
     for name in names:
-        out = reproduce(name, args.profile, params, args.reports, force=args.force, progress=not args.quiet)
+        out = reproduce(name, args.profile, params, args.reports, force=args.force, progress=not args.quiet,
+                        tag=args.tag)
         print(f"{name}: {out}")
     return 0
 

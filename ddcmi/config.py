@@ -27,8 +27,8 @@ class DistillConfig:
     momentum: float = 0.5
     real_per_class: int = 256
     lr_net: float = 0.01  # gradient matching: the inner network's SGD learning rate
-    outer_loop: int = 0  # gradient matching: image updates per iteration (0 = the published schedule by IPC)
-    inner_loop: int = 0  # gradient matching: inner epochs on the synthetic set between updates (0 = published)
+    outer_loop: int = 0  # DC/DSA: image updates per iteration (0 = the published schedule by IPC); IDC: rounds of class updates
+    inner_loop: int = 0  # DC/DSA: network epochs on the synthetic set between updates (0 = published); IDC: network steps on real data
     net: str = "convnet3"
     net_kwargs: dict = field(default_factory=dict)
     dsa: DSAConfig = field(default_factory=DSAConfig)

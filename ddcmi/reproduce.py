@@ -17,7 +17,9 @@ import json
 import time
 from pathlib import Path
 
-from .errors import UnknownNameError
+import re
+
+from .errors import ConfigError, UnknownNameError
 from .report import write_index
 from .utils import atomic_write_json, atomic_write_text
 
@@ -53,8 +55,9 @@ def notebook_names(directory: Path | None = None) -> list[str]:
 
 
 def reproduce(name: str, profile: str, parameters: dict | None = None, reports_root: str | Path = "reports",
-              directory: Path | None = None, force: bool = False, progress: bool = True) -> Path:
-    """Run notebook ``name`` at ``profile``; returns its report folder."""
+              directory: Path | None = None, force: bool = False, progress: bool = True, tag: str | None = None) -> Path:
+    """Run notebook ``name`` at ``profile``; returns its report folder, ``reports/<profile>/<name>``, or
+    ``<name>_<tag>`` for a variant (other methods, datasets...) that must not replace the default report."""
     import nbformat
     import papermill
 
@@ -62,7 +65,9 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     names = notebook_names(directory)
     if name not in names:
         raise UnknownNameError(f"unknown notebook {name!r}; choose one of: {', '.join(names)} (or all)")
-    out = Path(reports_root) / profile / name
+    if tag is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
+        raise ConfigError(f"tag {tag!r} must be letters, digits, '_', '.' or '-' (it names a folder)")
+    out = Path(reports_root) / profile / (name if tag is None else f"{name}_{tag}")
     params = {"profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {}), **(parameters or {}),
               "out_dir": str(out.resolve())}
     stamp = out / "reproduce.json"

@@ -80,3 +80,28 @@ def test_the_run_folder_ignores_the_evaluation_recipe_but_not_the_distillation()
     assert run_dir_for(cfg) == run_dir_for(cfg.with_overrides({"eval.epochs": 7, "eval.arch": "alexnet"}))
     assert run_dir_for(cfg) != run_dir_for(cfg.with_overrides({"iterations": 11}))
     assert run_dir_for(cfg) != run_dir_for(cfg.with_overrides({"eval_at": (5,)}))  # evaluates during the run
+
+
+def test_reproduce_tag_names_a_variant_folder_and_is_checked(tmp_path, monkeypatch):
+    pytest.importorskip("papermill")
+    from ddcmi import reproduce as rp
+    from ddcmi.errors import ConfigError
+    seen = {}
+    monkeypatch.setattr("papermill.execute_notebook", lambda path, out, parameters, **kw: seen.update(parameters) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        rp.reproduce("main_table", "smoke", {"methods": ["idc", "idc+cmi"]}, reports_root=tmp_path, tag="gm")
+    assert seen["out_dir"].endswith("main_table_gm") and seen["methods"] == ["idc", "idc+cmi"]
+    with pytest.raises(ConfigError, match="tag"):
+        rp.reproduce("main_table", "smoke", {}, reports_root=tmp_path, tag="../x")
+
+
+def test_the_comparison_takes_gradient_matching_methods(mnist, tmp_path, monkeypatch):
+    """IDC (+CMI) through the same comparison the main table uses: decoded sets evaluated and measured."""
+    from ddcmi.experiments import compare_methods
+    monkeypatch.setenv("DDCMI_RUNS", str(tmp_path / "runs"))
+    m = compare_methods("mnist", 1, "smoke", ("idc", "idc+cmi"), overrides=["iterations=1", "outer_loop=1",
+                        "eval.num_models=1"], out_dir=tmp_path / "out", progress=False, grids=False)
+    for method in ("idc", "idc+cmi"):
+        r = m["methods"][method]
+        assert 0.1 < r["accuracy"]["mean"] <= 1 and r["cmi_feature"]["mean"] > 0  # 4 decoded images per class
+    assert (tmp_path / "out" / "table.md").exists() and not list((tmp_path / "out").glob("*.png"))
