@@ -5,7 +5,8 @@
 
 For each method the distiller runs ``--iterations`` outer iterations of the profile's config (after one
 warm-up iteration) and the script prints a Markdown table: seconds per outer iteration (median), image
-updates per outer iteration, and the +CMI time as a ratio of the base method's. Proxies are freshly
+updates per outer iteration, and the +CMI time as a ratio of the base method's (``--warmup 0`` where one
+iteration takes minutes: a CPU run has no compilation to warm up). Proxies are freshly
 initialised networks of the profile's pool architecture: the cost of a step does not depend on their
 weights, so no pool needs training. Absolute times are noisy on a shared machine; compare the ratios.
 """
@@ -37,14 +38,14 @@ def time_method(method: str, args) -> dict:
     images = state["images"].detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
     times = []
-    for it in range(args.iterations + 1):
+    for it in range(args.iterations + args.warmup):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t = time.perf_counter()
         d._step(images, state["labels"], g, opt, it)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if it:  # the first iteration is a warm-up
+        if it >= args.warmup:
             times.append(time.perf_counter() - t)
     updates = _updates_per_iteration(d.method, cfg)
     return {"method": method, "s_per_iteration": statistics.median(times), "updates": updates,
@@ -63,7 +64,8 @@ def main():
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--ipc", type=int, default=10)
     ap.add_argument("--methods", default="dc,dc+cmi,dsa,dsa+cmi,idc,idc+cmi")
-    ap.add_argument("--iterations", type=int, default=2, help="timed outer iterations (after one warm-up)")
+    ap.add_argument("--iterations", type=int, default=2, help="timed outer iterations")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed outer iterations first (0 for long CPU iterations)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-root", default=None)
@@ -72,7 +74,7 @@ def main():
     base = {r["method"]: r["s_per_iteration"] for r in rows}
     from ddcmi.utils import device_name, pick_device
     print(f"profile {args.profile}, {args.dataset}, IPC {args.ipc}, {device_name(pick_device(args.device))}, "
-          f"torch {torch.__version__}; median of {args.iterations} outer iterations after a warm-up\n")
+          f"torch {torch.__version__}; median of {args.iterations} outer iteration(s) after {args.warmup} untimed\n")
     print("| method | s per outer iteration | ms per pixel update | pixel updates | (outer, inner) loops | real/class | CMI overhead |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
