@@ -9,6 +9,12 @@ updates per outer iteration, and the +CMI time as a ratio of the base method's (
 iteration takes minutes: a CPU run has no compilation to warm up). Proxies are freshly
 initialised networks of the profile's pool architecture: the cost of a step does not depend on their
 weights, so no pool needs training. Absolute times are noisy on a shared machine; compare the ratios.
+
+    python benchmarks/bench_methods.py --components --methods dsa+cmi,idc+cmi --dataset cifar10_jpeg
+
+times the pieces of one outer iteration instead (a matching update over all classes, one network step
+between updates, one CMI backward) and predicts the seconds per outer iteration of the profile's
+(outer, inner) schedule: how the ``cpu`` schedules of DC, DSA and IDC were chosen (docs/profiles.md).
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ import time
 import torch
 
 
-def time_method(method: str, args) -> dict:
+def _distiller(method: str, args):
+    """A distiller of the profile's config with freshly initialised proxies, and its initial state."""
     import ddcmi
     from ddcmi.distill import Distiller
     from ddcmi.models import create_model, init_weights_
@@ -34,7 +41,12 @@ def time_method(method: str, args) -> dict:
                .to(device) for _ in range(2)]
     pool = ProxyPool(pc, members, ds.mean, ds.std)
     d = Distiller(cfg, ds, device=device, pool=pool, progress=False)
-    state = d._fresh_state()
+    return d, d._fresh_state(), g
+
+
+def time_method(method: str, args) -> dict:
+    d, state, g = _distiller(method, args)
+    cfg, device = d.config, d.device
     images = state["images"].detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
     times = []
@@ -50,6 +62,50 @@ def time_method(method: str, args) -> dict:
     updates = _updates_per_iteration(d.method, cfg)
     return {"method": method, "s_per_iteration": statistics.median(times), "updates": updates,
             "outer_loop": cfg.outer_loop, "inner_loop": cfg.inner_loop, "real_per_class": cfg.real_per_class}
+
+
+def time_components(method: str, args) -> dict:
+    """The pieces of one outer iteration, each timed on its own (median of ``--iterations`` after
+    ``--warmup``): a matching update over all classes, one network step between updates (DC/DSA: one
+    epoch on the synthetic set; IDC: one step on real images) and one CMI backward on the set that CMI
+    sees. From them, the predicted seconds per outer iteration for any (outer, inner) schedule:
+    outer * (match + cmi) + (outer - 1) * inner * step."""
+    import dataclasses
+    d, state, g = _distiller(method, args)
+    m, cfg = d.method, d.config
+    images = state["images"].detach().clone().requires_grad_(True)
+    labels = state["labels"]
+    net_opt = torch.optim.SGD(m.net.parameters(), lr=cfg.lr_net)
+    reps = dict(repeats=args.iterations, warmup=args.warmup)
+    if cfg.base_method == "idc":
+        match = _timed(lambda: [m.class_loss_and_backward(images, labels, c, g) for c in range(m.num_classes)], **reps)
+        m.config = dataclasses.replace(cfg, inner_loop=1)
+        step = _timed(lambda: m.train_on_real(net_opt, g), **reps)
+        m.config = cfg
+        cmi_x, cmi_y = m.synthetic(images.detach(), labels)
+        outer, inner = cfg.outer_loop, cfg.inner_loop
+    else:
+        match = _timed(lambda: m.loss_and_backward(images, labels, g), **reps)
+        outer, inner = m.outer, m.inner
+        m.inner = 1
+        step = _timed(lambda: m.train_inner(images, labels, net_opt, g), **reps)
+        m.inner = inner
+        cmi_x, cmi_y = images.detach(), labels
+    cmi_x = cmi_x.clone().requires_grad_(True)
+    cmi = _timed(lambda: d.regularizer.backward(cmi_x, cmi_y, 0, weight=1.0), **reps) if d.regularizer else 0.0
+    return {"method": method, "match_s": match, "step_s": step, "cmi_s": cmi, "outer": outer, "inner": inner,
+            "predicted_s": outer * (match + cmi) + (outer - 1) * inner * step}
+
+
+def _timed(fn, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return statistics.median(out)
 
 
 def _updates_per_iteration(method, cfg) -> int:
@@ -69,10 +125,23 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-root", default=None)
+    ap.add_argument("--components", action="store_true",
+                    help="time the pieces of an iteration (match, network step, CMI) and predict s per iteration")
     args = ap.parse_args()
-    rows = [time_method(m.strip(), args) for m in args.methods.split(",") if m.strip()]
-    base = {r["method"]: r["s_per_iteration"] for r in rows}
     from ddcmi.utils import device_name, pick_device
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.components:
+        print(f"profile {args.profile}, {args.dataset}, IPC {args.ipc}, {device_name(pick_device(args.device))}, "
+              f"torch {torch.__version__}; medians of {args.iterations} after {args.warmup} untimed\n")
+        print("| method | match, all classes (s) | one network step (s) | one CMI backward (s) | (outer, inner) | "
+              "predicted s per outer iteration |")
+        print("|---|---|---|---|---|---|")
+        for r in (time_components(m, args) for m in methods if m.endswith("+cmi")):
+            print(f"| {r['method']} | {r['match_s']:.2f} | {r['step_s']:.3f} | {r['cmi_s']:.3f} | "
+                  f"({r['outer']}, {r['inner']}) | {r['predicted_s']:.1f} |")
+        return
+    rows = [time_method(m, args) for m in methods]
+    base = {r["method"]: r["s_per_iteration"] for r in rows}
     print(f"profile {args.profile}, {args.dataset}, IPC {args.ipc}, {device_name(pick_device(args.device))}, "
           f"torch {torch.__version__}; median of {args.iterations} outer iteration(s) after {args.warmup} untimed\n")
     print("| method | s per outer iteration | ms per pixel update | pixel updates | (outer, inner) loops | real/class | CMI overhead |")

@@ -1,9 +1,44 @@
-"""Figures: grids of synthetic images (one row per class). Matplotlib only; seaborn styles are optional."""
+"""Figures: one colour per method across every notebook, and grids of synthetic images (one row per
+class). Matplotlib only; seaborn styles are optional."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+
+# One hue per base method (matplotlib's tab10, fixed order); the base method is drawn in a lighter
+# shade and ``X+cmi`` in a darker shade of the same hue, so a pair reads as a pair in every figure.
+_BASE_HUES = {"dm": "#1f77b4", "dc": "#ff7f0e", "dsa": "#2ca02c", "idc": "#d62728", "idm": "#9467bd",
+              "mtt": "#8c564b"}
+# Reference sets that are not distilled (the CMI-diagnostic notebook): greys and an olive.
+_OTHER_COLORS = {"random": "#7f7f7f", "herding coreset": "#bcbd22", "real": "#17becf"}
+
+
+def method_color(name: str) -> str:
+    """The colour of a method (``"dm"``, ``"dm+cmi"``, ``"distilled dsa+cmi"``, ``"random"``...) as '#rrggbb'.
+    The same name gets the same colour in every figure; unknown names fall back to a colour derived from
+    the name, so they are stable too."""
+    import zlib
+
+    key = name.lower().removeprefix("distilled ").strip()
+    for other, color in _OTHER_COLORS.items():
+        if key.startswith(other):
+            return color
+    base, _, suffix = key.partition("+")
+    base = base.split()[0] if base else base
+    if base in _BASE_HUES:
+        return _shade(_BASE_HUES[base], dark=bool(suffix))
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab20b"].colors
+    return matplotlib.colors.to_hex(palette[zlib.crc32(key.encode()) % len(palette)])
+
+
+def _shade(hex_color: str, dark: bool) -> str:
+    """A darker (mixed with 20 % black) or lighter (mixed with 40 % white) version of ``hex_color``."""
+    rgb = [int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    mixed = [c * 0.8 for c in rgb] if dark else [c + (1 - c) * 0.4 for c in rgb]
+    return "#" + "".join(f"{round(255 * c):02x}" for c in mixed)
 
 
 def image_grid(images_unit: torch.Tensor, labels: torch.Tensor, classes: list[str], max_per_class: int = 10,

@@ -39,6 +39,23 @@ def test_paper_profiles_of_dc_and_dsa():
     assert dsa.cmi.weight == 80000 and dsa.eval.epochs == 1000 and dsa.eval.dsa.strategy != "none"
 
 
+def test_cpu_profile_records_the_published_schedule_with_a_capped_inner_loop():
+    for ipc, loops in ((1, (1, 1)), (10, (10, 10)), (50, (50, 10))):
+        cfg = make_config("cpu", "mnist", "dsa", ipc)
+        assert (cfg.outer_loop, cfg.inner_loop) == loops and cfg.cmi.weight == 0
+    assert make_config("cpu", "mnist", "dsa+cmi", 10).cmi.weight > 0
+    with pytest.raises(ddcmi.ConfigError, match="IPC 7"):  # no schedule published: say so at run time
+        from ddcmi.methods.gradient_matching import DCMatching
+        DCMatching(make_config("cpu", "mnist", "dc", 7), *_mnist_like())
+
+
+def _mnist_like():
+    """A dataset stand-in with what DCMatching's constructor reads (no data needed)."""
+    from types import SimpleNamespace
+    ds = SimpleNamespace(channels=1, num_classes=10, image_size=28)
+    return ds, None, torch.device("cpu")
+
+
 def test_dsa_refuses_to_run_without_augmentation(mnist):
     with pytest.raises(ddcmi.ConfigError, match="DSA needs an augmentation strategy"):
         Distiller(make_config("smoke", "mnist", "dsa", 2, overrides={"dsa.strategy": "none"}), mnist, progress=False)

@@ -1,0 +1,21 @@
+"""One colour per method in every figure."""
+import matplotlib.colors as mcolors
+
+from ddcmi.methods import list_methods
+from ddcmi.plots import method_color
+
+
+def test_every_method_has_its_own_colour_and_pairs_share_a_hue():
+    colours = {m: method_color(m) for m in list_methods()}
+    assert len(set(colours.values())) == len(colours), colours
+    for m in list_methods():
+        if m.endswith("+cmi"):
+            base = mcolors.rgb_to_hsv(mcolors.to_rgb(colours[m.split("+")[0]]))
+            plus = mcolors.rgb_to_hsv(mcolors.to_rgb(colours[m]))
+            assert abs(base[0] - plus[0]) < 0.02 and plus[2] < base[2]  # same hue, darker with CMI
+
+
+def test_colour_depends_only_on_the_name():
+    assert method_color("distilled dm+cmi") == method_color("dm+cmi") == method_color("DM+CMI")
+    assert method_color("random (seed 3)") == method_color("random (seed 0)") != method_color("herding coreset")
+    assert method_color("something new") == method_color("something new")
