@@ -95,9 +95,16 @@ def cross_architecture(config, dataset: Dataset, device, archs=CROSS_ARCH, epoch
 def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu",
                     methods: tuple[str, ...] = ("dm", "dm+cmi"), seed: int = 0, data_root=None,
                     device=None, out_dir: str | Path | None = None, overrides: list[str] | None = None,
-                    progress: bool = True, grids: bool = True) -> dict:
+                    progress: bool = True, grids: bool = True, reuse: bool = False) -> dict:
     """Distill with each method, evaluate, measure the final CMI of each set under one proxy pool,
-    and write metrics.json, table.md, table.csv and (``grids``) an image grid per method into ``out_dir``."""
+    and write metrics.json, table.md, table.csv and (``grids``) an image grid per method into ``out_dir``.
+
+    With ``reuse``, a report already in ``out_dir`` whose methods, configs and proxy pool are exactly
+    these is returned as it is (``reused`` is set; its provenance names the commit that produced it):
+    the main table's committed cells are not recomputed by a later session that lost the runs folder."""
+    previous = _matching_report(out_dir, dataset, ipc, profile, methods, seed, overrides) if reuse else None
+    if previous is not None:
+        return {**previous, "reused": True}
     t0 = time.time()
     # One proxy pool for every method: the +CMI config's pool measures the baseline too.
     device, ds, sampler, pool = setup(profile, dataset, ipc, seed, methods[0].split("+")[0], data_root, device,
@@ -134,6 +141,26 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
     return metrics
 
 
+def _matching_report(out_dir, dataset, ipc, profile, methods, seed, overrides) -> dict | None:
+    """The metrics.json in ``out_dir`` if it was made with exactly these methods, configs and pool."""
+    path = None if out_dir is None else Path(out_dir) / "metrics.json"
+    if path is None or not path.exists():
+        return None
+    old = json.loads(path.read_text())
+    if list(old.get("methods", {})) != list(methods):
+        return None
+    as_json = lambda d: json.loads(json.dumps(d))  # noqa: E731  (tuples become lists, as in the file)
+    base = methods[0].split("+")[0]
+    pool = make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool
+    if old.get("proxy_pool", {}).get("key") != pool.key():
+        return None
+    for method in methods:
+        cfg = make_config(profile, dataset, method, ipc, seed, overrides=overrides)
+        if old["methods"][method].get("config") != as_json(cfg.to_dict()):
+            return None
+    return old
+
+
 def _pool_overrides(overrides):
     return [o for o in (overrides or []) if o.startswith("pool.")]
 
@@ -168,14 +195,15 @@ def main_table(profile: str, datasets, ipcs, methods=("dm", "dm+cmi"), seed: int
     """Base versus base+CMI over datasets x IPC: one row per (dataset, IPC) with each method's accuracy
     (mean +- std, %), the +CMI difference, and the published number where dataset and protocol match.
     With ``cells_dir`` each (dataset, IPC) cell is written as its own comparison report as soon as it
-    is done (``cells_dir/<dataset>_ipc<IPC>/``), so a long table that is stopped keeps its finished cells."""
+    is done (``cells_dir/<dataset>_ipc<IPC>/``), so a long table that is stopped keeps its finished cells,
+    and a cell whose report there has exactly these configs is reused instead of recomputed."""
     from .reference import reference
     rows, raw = [], {}
     for dataset in datasets:
         for ipc in ipcs:
             cell_dir = None if cells_dir is None else Path(cells_dir) / f"{slug(dataset)}_ipc{ipc}"
             m = compare_methods(dataset, ipc, profile, tuple(methods), seed, data_root, device, cell_dir, overrides,
-                                progress, grids=False)
+                                progress, grids=False, reuse=True)
             raw[f"{dataset}/ipc{ipc}"] = m
             row = {"dataset": m["dataset_label"], "ipc": ipc}
             for method in methods:

@@ -8,8 +8,10 @@ A notebook whose report exists with the same parameters is skipped, so an interr
 
 ``PROFILE_PARAMETERS`` holds what a profile's reproduction runs beyond a notebook's own defaults (the
 notebooks' parameter cells are the smoke settings); ``-p key=value`` goes on top. ``ORDER`` is the order of
-``reproduce all``: the cheap and single-dataset notebooks first, so a stopped run has finished reports
-to show, then the multi-dataset table and grids.
+``reproduce all``: the two cheap notebooks, then the main table, whose cells are written (and, when a
+later run finds them with the same configs, reused) one by one, so a reproduction spread over several
+sessions keeps every finished cell; the grids right after it, while its runs are still cached; then
+the curve and diagnostic notebooks; cross-architecture, the most expensive, last.
 """
 from __future__ import annotations
 
@@ -38,8 +40,8 @@ PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
               "training_efficiency": {"dataset": "cifar10"}, "cmi_diagnostic": {"dataset": "cifar10"},
               "cross_architecture": {"dataset": "cifar10"}, "teaching_demo": {"dataset": "cifar10"}},
 }
-ORDER = ["teaching_demo", "quickstart", "training_efficiency", "cmi_vs_accuracy", "cmi_diagnostic",
-         "cross_architecture", "main_table", "synthetic_grids"]
+ORDER = ["teaching_demo", "quickstart", "main_table", "synthetic_grids", "training_efficiency", "cmi_vs_accuracy",
+         "cmi_diagnostic", "cross_architecture"]
 
 
 def notebooks_dir() -> Path:

@@ -60,7 +60,8 @@ def test_reproduce_order_and_profile_parameters(monkeypatch, tmp_path):
     pytest.importorskip("papermill")
     from ddcmi import reproduce as rp
     names = rp.notebook_names()
-    assert names[-2:] == ["main_table", "synthetic_grids"] and names[0] == "teaching_demo"
+    assert names[:4] == ["teaching_demo", "quickstart", "main_table", "synthetic_grids"]
+    assert names[-1] == "cross_architecture" and sorted(names) == sorted(rp.ORDER)
     seen = {}
 
     def fake_execute(path, out, parameters, **kw):
@@ -105,3 +106,14 @@ def test_the_comparison_takes_gradient_matching_methods(mnist, tmp_path, monkeyp
         r = m["methods"][method]
         assert 0.1 < r["accuracy"]["mean"] <= 1 and r["cmi_feature"]["mean"] > 0  # 4 decoded images per class
     assert (tmp_path / "out" / "table.md").exists() and not list((tmp_path / "out").glob("*.png"))
+    # the same cell again (a later session, runs folder lost): the report is reused, nothing is recomputed
+    monkeypatch.setattr("ddcmi.experiments.setup", lambda *a, **k: 1 / 0)
+    again = compare_methods("mnist", 1, "smoke", ("idc", "idc+cmi"), overrides=["iterations=1", "outer_loop=1",
+                            "eval.num_models=1"], out_dir=tmp_path / "out", progress=False, grids=False, reuse=True)
+    assert again["reused"] and again["methods"] == json.loads(json.dumps(m["methods"]))
+    with pytest.raises(ZeroDivisionError):  # another config (or another pool) is computed afresh
+        compare_methods("mnist", 1, "smoke", ("idc", "idc+cmi"), overrides=["iterations=2", "outer_loop=1",
+                        "eval.num_models=1"], out_dir=tmp_path / "out", progress=False, grids=False, reuse=True)
+    with pytest.raises(ZeroDivisionError):  # without reuse (the CLI's compare) it is always computed
+        compare_methods("mnist", 1, "smoke", ("idc", "idc+cmi"), overrides=["iterations=1", "outer_loop=1",
+                        "eval.num_models=1"], out_dir=tmp_path / "out", progress=False, grids=False)
