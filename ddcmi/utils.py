@@ -77,16 +77,21 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
-def git_commit() -> str:
-    """The commit of the ddcmi checkout (with ``-dirty`` if it has uncommitted changes), or ``unknown``."""
-    here = Path(__file__).resolve().parent
+# What produces the numbers: a checkout is "dirty" when these differ from its commit. Generated
+# outputs (reports/, whose index every reproduction rewrites) do not count.
+CODE_PATHS = ("ddcmi", "notebooks", "benchmarks", "pyproject.toml")
+
+
+def git_commit(root: str | Path | None = None) -> str:
+    """The commit of the ddcmi checkout (with ``-dirty`` if its code has uncommitted changes), or ``unknown``."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5).stdout.strip()
         if not sha:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+                               cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
         return sha[:12] + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -91,3 +91,26 @@ def test_pool_checkpoints_from_another_config_or_corrupt_are_refused(mnist, tmp_
         ProxyPool.load(cfg, mnist, root=tmp_path)
     with pytest.raises(ddcmi.ConfigError, match="pool config is for 'cifar10'"):
         ProxyPool.build(dataclasses.replace(cfg, dataset="cifar10"), mnist, root=tmp_path)
+
+
+def test_provenance_commit_is_dirty_only_when_code_changed(tmp_path):
+    import shutil
+    import subprocess
+
+    from ddcmi.utils import git_commit
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    (tmp_path / "ddcmi").mkdir()
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "ddcmi" / "cmi.py").write_text("x = 1\n")
+    (tmp_path / "reports" / "README.md").write_text("index\n")
+    run("init", "-q")
+    run("add", "-A")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 12 and not clean.endswith("dirty")
+    (tmp_path / "reports" / "README.md").write_text("index rewritten by a reproduction\n")
+    assert git_commit(tmp_path) == clean  # generated outputs do not make the code dirty
+    (tmp_path / "ddcmi" / "cmi.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == clean + "-dirty"
