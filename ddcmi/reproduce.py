@@ -73,7 +73,7 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     params = {"profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {}), **(parameters or {}),
               "out_dir": str(out.resolve())}
     stamp = out / "reproduce.json"
-    if not force and stamp.exists() and json.loads(stamp.read_text()).get("parameters") == params \
+    if not force and stamp.exists() and _same_run(json.loads(stamp.read_text()).get("parameters", {}), params) \
             and (out / "metrics.json").exists():
         return out
     t0 = time.time()
@@ -88,6 +88,14 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
                 del data[mime]
                 data.setdefault("text/plain", "[figure saved as PNG beside this notebook]")
     atomic_write_text(nbformat.writes(nb), executed)
-    atomic_write_json({"notebook": name, "parameters": params, "seconds": round(time.time() - t0, 1)}, stamp)
+    # the stamp names the report folder as given (relative under a relative reports root): a checkout
+    # elsewhere (a later session, a fresh clone) still recognises the report as done
+    atomic_write_json({"notebook": name, "parameters": {**params, "out_dir": out.as_posix()},
+                       "seconds": round(time.time() - t0, 1)}, stamp)
     write_index(reports_root)
     return out
+
+
+def _same_run(stamped: dict, params: dict) -> bool:
+    """The same notebook parameters, wherever the report folder lies."""
+    return {k: v for k, v in stamped.items() if k != "out_dir"} == {k: v for k, v in params.items() if k != "out_dir"}

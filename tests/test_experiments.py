@@ -117,3 +117,18 @@ def test_the_comparison_takes_gradient_matching_methods(mnist, tmp_path, monkeyp
     with pytest.raises(ZeroDivisionError):  # without reuse (the CLI's compare) it is always computed
         compare_methods("mnist", 1, "smoke", ("idc", "idc+cmi"), overrides=["iterations=1", "outer_loop=1",
                         "eval.num_models=1"], out_dir=tmp_path / "out", progress=False, grids=False)
+
+
+def test_a_finished_report_is_recognised_from_another_checkout(tmp_path, monkeypatch):
+    """The stamp of a report made elsewhere (another absolute path) still counts; other parameters do not."""
+    pytest.importorskip("papermill")
+    from ddcmi import reproduce as rp
+    out = tmp_path / "reports" / "cpu" / "quickstart"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text("{}")
+    stamped = {"profile": "cpu", "out_dir": "/elsewhere/reports/cpu/quickstart"}
+    (out / "reproduce.json").write_text(json.dumps({"notebook": "quickstart", "parameters": stamped}))
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: 1 / 0)
+    assert rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports") == out  # skipped: done
+    with pytest.raises(ZeroDivisionError):  # other parameters: run again
+        rp.reproduce("quickstart", "cpu", {"ipc": 1}, reports_root=tmp_path / "reports")
