@@ -19,6 +19,7 @@ between updates, one CMI backward) and predicts the seconds per outer iteration 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 
@@ -49,18 +50,11 @@ def time_method(method: str, args) -> dict:
     cfg, device = d.config, d.device
     images = state["images"].detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
-    times = []
-    for it in range(args.iterations + args.warmup):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t = time.perf_counter()
-        d._step(images, state["labels"], g, opt, it)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if it >= args.warmup:
-            times.append(time.perf_counter() - t)
+    iteration = itertools.count()
+    seconds = _timed(lambda: d._step(images, state["labels"], g, opt, next(iteration)), args.iterations,
+                     args.warmup, device)
     updates = _updates_per_iteration(d.method, cfg)
-    return {"method": method, "s_per_iteration": statistics.median(times), "updates": updates,
+    return {"method": method, "s_per_iteration": seconds, "updates": updates,
             "outer_loop": cfg.outer_loop, "inner_loop": cfg.inner_loop, "real_per_class": cfg.real_per_class}
 
 
@@ -76,7 +70,7 @@ def time_components(method: str, args) -> dict:
     images = state["images"].detach().clone().requires_grad_(True)
     labels = state["labels"]
     net_opt = torch.optim.SGD(m.net.parameters(), lr=cfg.lr_net)
-    reps = dict(repeats=args.iterations, warmup=args.warmup)
+    reps = dict(repeats=args.iterations, warmup=args.warmup, device=d.device)
     if cfg.base_method == "idc":
         match = _timed(lambda: [m.class_loss_and_backward(images, labels, c, g) for c in range(m.num_classes)], **reps)
         m.config = dataclasses.replace(cfg, inner_loop=1)
@@ -97,13 +91,20 @@ def time_components(method: str, args) -> dict:
             "predicted_s": outer * (match + cmi) + (outer - 1) * inner * step}
 
 
-def _timed(fn, repeats: int, warmup: int) -> float:
+def _timed(fn, repeats: int, warmup: int, device: torch.device) -> float:
+    """Median seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (CUDA synchronised)."""
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     for _ in range(warmup):
         fn()
     out = []
     for _ in range(max(1, repeats)):
+        sync()
         t = time.perf_counter()
         fn()
+        sync()
         out.append(time.perf_counter() - t)
     return statistics.median(out)
 
