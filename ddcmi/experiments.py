@@ -98,67 +98,110 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
                     progress: bool = True, grids: bool = True, reuse: bool = False) -> dict:
     """Distill with each method, evaluate, measure the final CMI of each set under one proxy pool,
     and write metrics.json, table.md, table.csv and (``grids``) an image grid per method into ``out_dir``.
+    While the comparison runs, ``partial.json`` in ``out_dir`` holds every method finished so far.
 
-    With ``reuse``, a report already in ``out_dir`` whose methods, configs and proxy pool are exactly
-    these is returned as it is (``reused`` is set; its provenance names the commit that produced it):
-    the main table's committed cells are not recomputed by a later session that lost the runs folder."""
-    previous = _matching_report(out_dir, dataset, ipc, profile, methods, seed, overrides) if reuse else None
-    if previous is not None:
-        return {**previous, "reused": True}
+    With ``reuse``, a method whose result is already in ``out_dir`` (its ``metrics.json``, or the
+    ``partial.json`` of a comparison that was stopped) with exactly this config and proxy pool is taken
+    from there instead of recomputed; each method keeps the provenance of the commit that produced it
+    and ``reused_methods`` lists them. If the report there is exactly this comparison it is returned as
+    it is (``reused`` is set). So the main table's committed cells, and the finished methods of a cell
+    that a session's end cut short, are not recomputed by a later session that lost the runs folder."""
+    complete, results = _reusable(out_dir, dataset, ipc, profile, methods, seed, overrides) if reuse else (None, {})
+    if complete is not None:
+        return {**complete, "reused": True}
+    reused = list(results)
     t0 = time.time()
-    # One proxy pool for every method: the +CMI config's pool measures the baseline too.
-    device, ds, sampler, pool = setup(profile, dataset, ipc, seed, methods[0].split("+")[0], data_root, device,
-                                      progress, overrides)
-    pool_cfg = pool.config
-    rows, results = [], {}
+    base = methods[0].split("+")[0]
+    pool_cfg = make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool
+    shared: dict = {}  # device, dataset, sampler, pool: built only when a method has to be computed
+
+    def metrics_now(complete: bool) -> dict:
+        ds_name, label = (shared["ds"].name, shared["ds"].label) if shared else (dataset, results[reused[0]]["dataset_label"])
+        pool_info = shared["pool"].info | {"describe": pool_cfg.describe()} if shared else results[reused[0]]["proxy_pool"]
+        return {"experiment": "compare_methods", "dataset": ds_name, "dataset_label": label, "ipc": ipc,
+                "profile": profile, "seed": seed, "proxy_pool": pool_info,
+                "methods": {m: {k: v for k, v in r.items() if k not in ("synset", "dataset_label", "proxy_pool")}
+                            for m, r in results.items()},
+                "reused_methods": reused, "complete": complete, "provenance": provenance(pick_device(device), t0)}
+
     for method in methods:
+        if method in results:
+            continue
+        if not shared:
+            shared.update(zip(("device", "ds", "sampler", "pool"),
+                              setup(profile, dataset, ipc, seed, base, data_root, device, progress, overrides)))
+        dev, ds, pool = shared["device"], shared["ds"], shared["pool"]
+        m0 = time.time()
         cfg = make_config(profile, dataset, method, ipc, seed, overrides=overrides)
-        res = run_or_resume(cfg, ds, device, pool, progress, sampler)
-        acc = evaluated(res.synset.images, res.synset.labels, ds, cfg.eval, cfg.seed, device, progress)
-        images, labels = res.synset.images.to(device), res.synset.labels.to(device)
-        cmi_feature = measure_cmi(images, labels, pool, space="feature")
-        cmi_logit = measure_cmi(images, labels, pool, space="logit")
-        results[method] = {"accuracy": acc, "cmi_feature": cmi_feature, "cmi_logit": cmi_logit,
+        res = run_or_resume(cfg, ds, dev, pool, progress, shared["sampler"])
+        acc = evaluated(res.synset.images, res.synset.labels, ds, cfg.eval, cfg.seed, dev, progress)
+        images, labels = res.synset.images.to(dev), res.synset.labels.to(dev)
+        results[method] = {"accuracy": acc, "cmi_feature": measure_cmi(images, labels, pool, space="feature"),
+                           "cmi_logit": measure_cmi(images, labels, pool, space="logit"),
                            "distill_seconds": res.synset.provenance.get("wall_time_s"),
-                           "run_dir": str(run_dir_for(cfg)), "config": cfg.to_dict()}
-        rows.append({"method": method, "acc_mean_%": round(100 * acc["mean"], 2), "acc_std_%": round(100 * acc["std"], 2),
-                     "cmi_feature_nats": round(cmi_feature["mean"], 6), "cmi_logit_nats": round(cmi_logit["mean"], 4),
-                     "distill_s": res.synset.provenance.get("wall_time_s"), "models": acc["num_models"]})
-        results[method]["synset"] = res.synset
-    metrics = {"experiment": "compare_methods", "dataset": ds.name, "dataset_label": ds.label, "ipc": ipc,
-               "profile": profile, "seed": seed, "proxy_pool": pool.info | {"describe": pool_cfg.describe()},
-               "methods": {m: {k: v for k, v in r.items() if k != "synset"} for m, r in results.items()},
-               "provenance": provenance(device, t0)}
+                           "run_dir": str(run_dir_for(cfg)), "config": cfg.to_dict(),
+                           "provenance": provenance(dev, m0), "synset": res.synset}
+        if out_dir is not None:
+            atomic_write_json(metrics_now(complete=False), Path(out_dir) / "partial.json")
+    results = {m: results[m] for m in methods}
+    metrics = metrics_now(complete=True)
     if out_dir is not None:
         out = Path(out_dir)
+        rows = [_row(m, r) for m, r in metrics["methods"].items()]
         atomic_write_json(metrics, out / "metrics.json")
         atomic_write_text(_markdown_table(rows, metrics), out / "table.md")
         atomic_write_text(rows_to_csv(rows), out / "table.csv")
+        (out / "partial.json").unlink(missing_ok=True)
         from .plots import save_synset_grid
         for method, r in (results.items() if grids else ()):
-            save_synset_grid(r["synset"], out / f"synset_{method.replace('+', '_')}.png",
-                             title=f"{method} on {ds.label}, IPC {ipc}, profile {profile}")
+            if "synset" in r:  # a reused method's grid is the one its own run wrote
+                save_synset_grid(r["synset"], out / f"synset_{method.replace('+', '_')}.png",
+                                 title=f"{method} on {metrics['dataset_label']}, IPC {ipc}, profile {profile}")
     return metrics
 
 
-def _matching_report(out_dir, dataset, ipc, profile, methods, seed, overrides) -> dict | None:
-    """The metrics.json in ``out_dir`` if it was made with exactly these methods, configs and pool."""
-    path = None if out_dir is None else Path(out_dir) / "metrics.json"
-    if path is None or not path.exists():
-        return None
-    old = json.loads(path.read_text())
-    if list(old.get("methods", {})) != list(methods):
-        return None
+def cell_commits(cells: dict) -> dict[str, str]:
+    """The commit that produced each comparison in ``cells`` ({name: compare_methods result}): one hash,
+    or one per method where its methods came from different commits (some reused from an earlier run)."""
+    out = {}
+    for name, m in cells.items():
+        per = {method: r.get("provenance", m["provenance"])["git_commit"] for method, r in m["methods"].items()}
+        out[name] = next(iter(per.values())) if len(set(per.values())) == 1 else \
+            ", ".join(f"{method} {commit}" for method, commit in per.items())
+    return out
+
+
+def _row(method: str, r: dict) -> dict:
+    acc, feature, logit = r["accuracy"], r["cmi_feature"], r["cmi_logit"]
+    return {"method": method, "acc_mean_%": round(100 * acc["mean"], 2), "acc_std_%": round(100 * acc["std"], 2),
+            "cmi_feature_nats": round(feature["mean"], 6), "cmi_logit_nats": round(logit["mean"], 4),
+            "distill_s": r.get("distill_seconds"), "models": acc["num_models"]}
+
+
+def _reusable(out_dir, dataset, ipc, profile, methods, seed, overrides) -> tuple[dict | None, dict]:
+    """What ``out_dir`` already holds of this comparison: its metrics.json if that is exactly this
+    comparison (same methods, configs and pool), else None; and each method whose result there
+    (metrics.json first, then partial.json) has exactly its config and this pool, with the file's
+    provenance where the method has none of its own, its dataset label and pool description."""
     as_json = lambda d: json.loads(json.dumps(d))  # noqa: E731  (tuples become lists, as in the file)
     base = methods[0].split("+")[0]
-    pool = make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool
-    if old.get("proxy_pool", {}).get("key") != pool.key():
-        return None
-    for method in methods:
-        cfg = make_config(profile, dataset, method, ipc, seed, overrides=overrides)
-        if old["methods"][method].get("config") != as_json(cfg.to_dict()):
-            return None
-    return old
+    pool_key = make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool.key()
+    configs = {m: as_json(make_config(profile, dataset, m, ipc, seed, overrides=overrides).to_dict()) for m in methods}
+    found, complete = {}, None
+    for name in ("metrics.json", "partial.json"):
+        path = None if out_dir is None else Path(out_dir) / name
+        if path is None or not path.exists():
+            continue
+        old = json.loads(path.read_text())
+        if old.get("proxy_pool", {}).get("key") != pool_key:
+            continue
+        for method, r in old.get("methods", {}).items():
+            if method in configs and method not in found and r.get("config") == configs[method]:
+                found[method] = {"provenance": old["provenance"], **r, "dataset_label": old["dataset_label"],
+                                 "proxy_pool": old["proxy_pool"]}
+        if name == "metrics.json" and list(old.get("methods", {})) == list(methods) and len(found) == len(methods):
+            complete = old
+    return complete, found
 
 
 def _pool_overrides(overrides):
@@ -185,7 +228,7 @@ def _markdown_table(rows: list[dict], metrics: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["compare_methods", "run_or_resume", "run_dir_for", "runs_dir", "evaluated", "setup", "main_table",
+__all__ = ["compare_methods", "cell_commits", "run_or_resume", "run_dir_for", "runs_dir", "evaluated", "setup", "main_table",
            "cross_architecture", "curve_runs", "run_curve"]
 
 

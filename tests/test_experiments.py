@@ -132,3 +132,46 @@ def test_a_finished_report_is_recognised_from_another_checkout(tmp_path, monkeyp
     assert rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports") == out  # skipped: done
     with pytest.raises(ZeroDivisionError):  # other parameters: run again
         rp.reproduce("quickstart", "cpu", {"ipc": 1}, reports_root=tmp_path / "reports")
+
+
+def test_a_stopped_comparison_keeps_its_finished_methods(mnist, tmp_path, monkeypatch):
+    """partial.json after each method: a later session (runs folder lost) recomputes only what is missing,
+    and a finished cell lends its methods to a comparison that adds another."""
+    from ddcmi import experiments as ex
+    monkeypatch.setenv("DDCMI_RUNS", str(tmp_path / "runs"))
+    args = dict(overrides=["iterations=2", "eval.num_models=1"], out_dir=tmp_path / "cell", progress=False,
+                grids=False, reuse=True)
+    real_run, computed = ex.run_or_resume, []
+
+    def stop_at_cmi(cfg, *a, **k):
+        if cfg.method == "dm+cmi":
+            raise KeyboardInterrupt
+        computed.append(cfg.method)
+        return real_run(cfg, *a, **k)
+    monkeypatch.setattr(ex, "run_or_resume", stop_at_cmi)
+    with pytest.raises(KeyboardInterrupt):
+        ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi"), **args)
+    partial = json.loads((tmp_path / "cell" / "partial.json").read_text())
+    assert list(partial["methods"]) == ["dm"] and not partial["complete"]
+    assert not (tmp_path / "cell" / "metrics.json").exists()
+
+    import shutil
+    shutil.rmtree(tmp_path / "runs")  # the session ended
+    computed.clear()
+    monkeypatch.setattr(ex, "run_or_resume", lambda cfg, *a, **k: computed.append(cfg.method) or real_run(cfg, *a, **k))
+    m = ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi"), **args)
+    assert computed == ["dm+cmi"] and m["reused_methods"] == ["dm"] and m["complete"]
+    assert m["methods"]["dm"]["accuracy"] == partial["methods"]["dm"]["accuracy"]
+    assert not (tmp_path / "cell" / "partial.json").exists()
+    assert "dm" in (tmp_path / "cell" / "table.md").read_text()
+
+    # the same comparison again: the whole report is reused; one more method: only that one is computed
+    computed.clear()
+    assert ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi"), **args)["reused"] and computed == []
+    monkeypatch.setattr(ex, "run_or_resume", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # another lambda: dm+cmi is another config, computed afresh
+        ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi"), **{**args, "overrides": args["overrides"] + ["cmi.weight=7"]})
+    commits = ex.cell_commits({"cell": m})
+    assert commits["cell"] and "," not in commits["cell"]  # both methods came from this checkout's commit
+    m["methods"]["dm"]["provenance"] = {**m["methods"]["dm"]["provenance"], "git_commit": "abc1234"}
+    assert ex.cell_commits({"cell": m})["cell"].startswith("dm abc1234, dm+cmi ")
