@@ -70,7 +70,7 @@ def setup(profile: str, dataset: str, ipc: int, seed: int = 0, base: str = "dm",
     the device and the profile's proxy pool (built once, cached). Returns (device, dataset, sampler, pool)."""
     device = pick_device(device)
     ds = load_dataset(dataset, root=data_root)
-    pool_cfg = make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool
+    pool_cfg = _pool_config(profile, dataset, base, ipc, seed, overrides)
     return device, ds, ds.real_sampler(device), ProxyPool.build(pool_cfg, ds, device, progress=progress)
 
 
@@ -112,12 +112,12 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
     reused = list(results)
     t0 = time.time()
     base = methods[0].split("+")[0]
-    pool_cfg = make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool
     shared: dict = {}  # device, dataset, sampler, pool: built only when a method has to be computed
 
     def metrics_now(complete: bool) -> dict:
         ds_name, label = (shared["ds"].name, shared["ds"].label) if shared else (dataset, results[reused[0]]["dataset_label"])
-        pool_info = shared["pool"].info | {"describe": pool_cfg.describe()} if shared else results[reused[0]]["proxy_pool"]
+        pool_info = shared["pool"].info | {"describe": shared["pool"].config.describe()} if shared \
+            else results[reused[0]]["proxy_pool"]
         return {"experiment": "compare_methods", "dataset": ds_name, "dataset_label": label, "ipc": ipc,
                 "profile": profile, "seed": seed, "proxy_pool": pool_info,
                 "methods": {m: {k: v for k, v in r.items() if k not in ("synset", "dataset_label", "proxy_pool")}
@@ -185,7 +185,7 @@ def _reusable(out_dir, dataset, ipc, profile, methods, seed, overrides) -> tuple
     provenance where the method has none of its own, its dataset label and pool description."""
     as_json = lambda d: json.loads(json.dumps(d))  # noqa: E731  (tuples become lists, as in the file)
     base = methods[0].split("+")[0]
-    pool_key = make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool.key()
+    pool_key = _pool_config(profile, dataset, base, ipc, seed, overrides).key()
     configs = {m: as_json(make_config(profile, dataset, m, ipc, seed, overrides=overrides).to_dict()) for m in methods}
     found, complete = {}, None
     for name in ("metrics.json", "partial.json"):
@@ -202,6 +202,12 @@ def _reusable(out_dir, dataset, ipc, profile, methods, seed, overrides) -> tuple
         if name == "metrics.json" and list(old.get("methods", {})) == list(methods) and len(found) == len(methods):
             complete = old
     return complete, found
+
+
+def _pool_config(profile, dataset, base, ipc, seed, overrides):
+    """The proxy pool of a comparison: the +CMI config's pool (it measures the baseline too), changed
+    only by ``pool.*`` overrides."""
+    return make_config(profile, dataset, f"{base}+cmi", ipc, seed, overrides=_pool_overrides(overrides)).pool
 
 
 def _pool_overrides(overrides):

@@ -168,7 +168,10 @@ def test_a_stopped_comparison_keeps_its_finished_methods(mnist, tmp_path, monkey
     # the same comparison again: the whole report is reused; one more method: only that one is computed
     computed.clear()
     assert ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi"), **args)["reused"] and computed == []
-    monkeypatch.setattr(ex, "run_or_resume", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(ex, "run_or_resume", lambda cfg, *a, **k: computed.append(cfg.method) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi", "dsa"), **args)
+    assert computed == ["dsa"]
     with pytest.raises(ZeroDivisionError):  # another lambda: dm+cmi is another config, computed afresh
         ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi"), **{**args, "overrides": args["overrides"] + ["cmi.weight=7"]})
     commits = ex.cell_commits({"cell": m})
