@@ -83,18 +83,22 @@ CODE_PATHS = ("ddcmi", "notebooks", "benchmarks", "pyproject.toml")
 
 
 def git_commit(root: str | Path | None = None) -> str:
-    """The commit of the ddcmi checkout (with ``-dirty`` if its code has uncommitted changes), or ``unknown``."""
+    """The commit of the ddcmi checkout (with ``-dirty`` if its code has uncommitted changes). A copy of
+    the source without git metadata (an exported tree sent to a GPU machine, a cluster node) is named by
+    ``DDCMI_GIT_COMMIT`` with ``-exported`` appended, since it cannot be checked; else ``unknown``."""
     root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    exported = os.environ.get("DDCMI_GIT_COMMIT")
+    unknown = f"{exported[:12]}-exported" if exported else "unknown"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5).stdout.strip()
         if not sha:
-            return "unknown"
+            return unknown
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
                                cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
         return sha[:12] + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return unknown
 
 
 def device_name(device: torch.device) -> str:

@@ -114,3 +114,11 @@ def test_provenance_commit_is_dirty_only_when_code_changed(tmp_path):
     assert git_commit(tmp_path) == clean  # generated outputs do not make the code dirty
     (tmp_path / "ddcmi" / "cmi.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == clean + "-dirty"
+
+
+def test_a_source_copy_without_git_is_named_by_the_exported_commit(tmp_path, monkeypatch):
+    from ddcmi.utils import git_commit
+    monkeypatch.delenv("DDCMI_GIT_COMMIT", raising=False)
+    assert git_commit(tmp_path) == "unknown"
+    monkeypatch.setenv("DDCMI_GIT_COMMIT", "0123456789abcdef0123")
+    assert git_commit(tmp_path) == "0123456789ab-exported"  # marked: a copy's cleanliness cannot be checked
