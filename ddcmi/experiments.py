@@ -160,14 +160,15 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
     return metrics
 
 
-def cell_commits(cells: dict) -> dict[str, str]:
-    """The commit that produced each comparison in ``cells`` ({name: compare_methods result}): one hash,
-    or one per method where its methods came from different commits (some reused from an earlier run)."""
+def cell_provenance(cells: dict, field: str = "git_commit") -> dict[str, str]:
+    """One provenance ``field`` (``git_commit``, ``device``, ...) of each comparison in ``cells``
+    ({name: compare_methods result}): one value, or one per method where its methods differ (some reused
+    from an earlier run, on another commit or machine)."""
     out = {}
     for name, m in cells.items():
-        per = {method: r.get("provenance", m["provenance"])["git_commit"] for method, r in m["methods"].items()}
+        per = {method: r.get("provenance", m["provenance"])[field] for method, r in m["methods"].items()}
         out[name] = next(iter(per.values())) if len(set(per.values())) == 1 else \
-            ", ".join(f"{method} {commit}" for method, commit in per.items())
+            ", ".join(f"{method} {value}" for method, value in per.items())
     return out
 
 
@@ -234,7 +235,7 @@ def _markdown_table(rows: list[dict], metrics: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["compare_methods", "cell_commits", "run_or_resume", "run_dir_for", "runs_dir", "evaluated", "setup", "main_table",
+__all__ = ["compare_methods", "cell_provenance", "run_or_resume", "run_dir_for", "runs_dir", "evaluated", "setup", "main_table",
            "cross_architecture", "curve_runs", "run_curve"]
 
 

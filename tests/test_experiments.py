@@ -174,7 +174,8 @@ def test_a_stopped_comparison_keeps_its_finished_methods(mnist, tmp_path, monkey
     assert computed == ["dsa"]
     with pytest.raises(ZeroDivisionError):  # another lambda: dm+cmi is another config, computed afresh
         ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi"), **{**args, "overrides": args["overrides"] + ["cmi.weight=7"]})
-    commits = ex.cell_commits({"cell": m})
+    commits = ex.cell_provenance({"cell": m})
     assert commits["cell"] and "," not in commits["cell"]  # both methods came from this checkout's commit
     m["methods"]["dm"]["provenance"] = {**m["methods"]["dm"]["provenance"], "git_commit": "abc1234"}
-    assert ex.cell_commits({"cell": m})["cell"].startswith("dm abc1234, dm+cmi ")
+    assert ex.cell_provenance({"cell": m})["cell"].startswith("dm abc1234, dm+cmi ")
+    assert ex.cell_provenance({"cell": m}, "device")["cell"].startswith("cpu")  # one machine: one value

@@ -19,3 +19,14 @@ def test_colour_depends_only_on_the_name():
     assert method_color("distilled dm+cmi") == method_color("dm+cmi") == method_color("DM+CMI")
     assert method_color("random (seed 3)") == method_color("random (seed 0)") != method_color("herding coreset")
     assert method_color("something new") == method_color("something new")
+
+
+def test_report_index_lists_every_report_and_names_cells_run_elsewhere(tmp_path):
+    from ddcmi.report import write_index, write_report
+    write_report(tmp_path / "cpu" / "a", {"notebook": "a", "profile": "cpu", "dataset_label": "MNIST"})
+    write_report(tmp_path / "cpu" / "b", {"notebook": "b", "profile": "cpu", "dataset_label": "MNIST",
+                                          "cell_devices": {"mnist/ipc10": "NVIDIA H200"}})
+    index = write_index(tmp_path).read_text()
+    rows = [line for line in index.splitlines() if line.startswith("| [cpu/")]
+    assert [r.split("]")[0] for r in rows] == ["| [cpu/a", "| [cpu/b"]
+    assert "except" not in rows[0] and "(except mnist/ipc10 on NVIDIA H200)" in rows[1]
