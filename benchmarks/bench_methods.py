@@ -55,7 +55,9 @@ def time_method(method: str, args) -> dict:
                      args.warmup, device)
     updates = _updates_per_iteration(d.method, cfg)
     return {"method": method, "s_per_iteration": seconds, "updates": updates,
-            "outer_loop": cfg.outer_loop, "inner_loop": cfg.inner_loop, "real_per_class": cfg.real_per_class}
+            # DC/DSA configs hold 0 for "the published schedule of this IPC": report the schedule that ran
+            "outer_loop": getattr(d.method, "outer", None) or cfg.outer_loop,
+            "inner_loop": getattr(d.method, "inner", None) or cfg.inner_loop, "real_per_class": cfg.real_per_class}
 
 
 def time_components(method: str, args) -> dict:
