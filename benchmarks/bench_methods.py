@@ -53,11 +53,10 @@ def time_method(method: str, args) -> dict:
     iteration = itertools.count()
     seconds = _timed(lambda: d._step(images, state["labels"], g, opt, next(iteration)), args.iterations,
                      args.warmup, device)
-    updates = _updates_per_iteration(d.method, cfg)
+    outer, inner = _schedule(d.method, cfg)
+    updates = outer * (d.method.num_classes if cfg.base_method == "idc" else 1)  # IDC: one per class per round
     return {"method": method, "s_per_iteration": seconds, "updates": updates,
-            # DC/DSA configs hold 0 for "the published schedule of this IPC": report the schedule that ran
-            "outer_loop": getattr(d.method, "outer", None) or cfg.outer_loop,
-            "inner_loop": getattr(d.method, "inner", None) or cfg.inner_loop, "real_per_class": cfg.real_per_class}
+            "outer_loop": outer, "inner_loop": inner, "real_per_class": cfg.real_per_class}
 
 
 def time_components(method: str, args) -> dict:
@@ -79,14 +78,13 @@ def time_components(method: str, args) -> dict:
         step = _timed(lambda: m.train_on_real(net_opt, g), **reps)
         m.config = cfg
         cmi_x, cmi_y = m.synthetic(images.detach(), labels)
-        outer, inner = cfg.outer_loop, cfg.inner_loop
     else:
         match = _timed(lambda: m.loss_and_backward(images, labels, g), **reps)
-        outer, inner = m.outer, m.inner
-        m.inner = 1
+        saved, m.inner = m.inner, 1
         step = _timed(lambda: m.train_inner(images, labels, net_opt, g), **reps)
-        m.inner = inner
+        m.inner = saved
         cmi_x, cmi_y = images.detach(), labels
+    outer, inner = _schedule(m, cfg)
     cmi_x = cmi_x.clone().requires_grad_(True)
     cmi = _timed(lambda: d.regularizer.backward(cmi_x, cmi_y, 0, weight=1.0), **reps) if d.regularizer else 0.0
     return {"method": method, "match_s": match, "step_s": step, "cmi_s": cmi, "outer": outer, "inner": inner,
@@ -111,10 +109,10 @@ def _timed(fn, repeats: int, warmup: int, device: torch.device) -> float:
     return statistics.median(out)
 
 
-def _updates_per_iteration(method, cfg) -> int:
-    """Pixel updates in one outer iteration: DC/DSA update once per round, IDC once per class per round."""
-    rounds = getattr(method, "outer", None) or cfg.outer_loop
-    return rounds * (method.num_classes if cfg.base_method == "idc" else 1)
+def _schedule(method, cfg) -> tuple[int, int]:
+    """The (outer, inner) loops that ran: DC/DSA resolve theirs per IPC (their configs hold 0 for "the
+    published schedule"), IDC takes the config's."""
+    return (method.outer, method.inner) if hasattr(method, "outer") else (cfg.outer_loop, cfg.inner_loop)
 
 
 def main():
