@@ -9,9 +9,11 @@ import torch
 from .utils import _atomic, atomic_write_json, provenance
 
 
-def write_report(out_dir: str | Path, metrics: dict, figures: dict | None = None,
-                 device: torch.device | str = "cpu", started: float | None = None) -> Path:
-    """Save ``metrics`` (plus provenance) as metrics.json and each matplotlib figure as NAME.png."""
+def write_report(out_dir: str | Path, metrics: dict, figures: dict | None, device: torch.device | str,
+                 started: float | None = None) -> Path:
+    """Save ``metrics`` (plus provenance) as metrics.json and each matplotlib figure as NAME.png.
+    ``device`` is the one the numbers were computed on: it has no default, so a report made on a GPU
+    can never say "cpu" because a caller forgot to pass it."""
     out = Path(out_dir)
     bad = [k for k, v in _flatten(metrics) if isinstance(v, float) and not math.isfinite(v)]
     if bad:

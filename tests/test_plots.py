@@ -23,9 +23,9 @@ def test_colour_depends_only_on_the_name():
 
 def test_report_index_lists_every_report_and_names_cells_run_elsewhere(tmp_path):
     from ddcmi.report import write_index, write_report
-    write_report(tmp_path / "cpu" / "a", {"notebook": "a", "profile": "cpu", "dataset_label": "MNIST"})
+    write_report(tmp_path / "cpu" / "a", {"notebook": "a", "profile": "cpu", "dataset_label": "MNIST"}, None, "cpu")
     write_report(tmp_path / "cpu" / "b", {"notebook": "b", "profile": "cpu", "dataset_label": "MNIST",
-                                          "cell_devices": {"mnist/ipc10": "NVIDIA H200"}})
+                                          "cell_devices": {"mnist/ipc10": "NVIDIA H200"}}, None, "cpu")
     index = write_index(tmp_path).read_text()
     rows = [line for line in index.splitlines() if line.startswith("| [cpu/")]
     assert [r.split("]")[0] for r in rows] == ["| [cpu/a", "| [cpu/b"]
