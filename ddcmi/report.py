@@ -78,6 +78,10 @@ def _key_numbers(m: dict) -> str:
     if "cells" in m:  # {cell: {method: {acc_mean, acc_std, cmi_feature, ...}}}
         return "; ".join(f"{cell}: " + ", ".join(f"{meth} {_one(r)}" for meth, r in methods.items())
                          for cell, methods in m["cells"].items())
+    if "toy_cmi_start" in m:  # the teaching demo: the toy problem, then real sets under the proxy pool
+        return "; ".join([f"toy CMI {m['toy_cmi_start']:.3g} -> {m['toy_cmi_end']:.3g} (lambda {m['lam']:g})"]
+                         + [f"{k.removeprefix('cmi_feature_')} CMI feat {v:.4g}" for k, v in m.items()
+                            if k.startswith("cmi_feature_")])
     if "accuracy" in m:
         a = m["accuracy"]
         return f"{m.get('method', '')} {100 * a['mean']:.2f} +- {100 * a['std']:.2f} %"

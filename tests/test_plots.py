@@ -26,7 +26,10 @@ def test_report_index_lists_every_report_and_names_cells_run_elsewhere(tmp_path)
     write_report(tmp_path / "cpu" / "a", {"notebook": "a", "profile": "cpu", "dataset_label": "MNIST"}, None, "cpu")
     write_report(tmp_path / "cpu" / "b", {"notebook": "b", "profile": "cpu", "dataset_label": "MNIST",
                                           "cell_devices": {"mnist/ipc10": "NVIDIA H200"}}, None, "cpu")
+    write_report(tmp_path / "cpu" / "c", {"notebook": "teaching_demo", "profile": "cpu", "lam": 1.0, "toy_cmi_start": 0.25,
+                                          "toy_cmi_end": 0.07, "cmi_feature_dm": 0.004, "cmi_feature_dm+cmi": 0.0006}, None, "cpu")
     index = write_index(tmp_path).read_text()
     rows = [line for line in index.splitlines() if line.startswith("| [cpu/")]
-    assert [r.split("]")[0] for r in rows] == ["| [cpu/a", "| [cpu/b"]
+    assert [r.split("]")[0] for r in rows] == ["| [cpu/a", "| [cpu/b", "| [cpu/c"]
+    assert "toy CMI 0.25 -> 0.07 (lambda 1); dm CMI feat 0.004; dm+cmi CMI feat 0.0006" in rows[2]
     assert "except" not in rows[0] and "(except mnist/ipc10 on NVIDIA H200)" in rows[1]
