@@ -2,7 +2,8 @@
 
 Each notebook writes its own ``metrics.json`` and figures into the ``out_dir`` it is given; this module
 runs it, stores a slimmed copy of the executed notebook beside them (image outputs dropped: the PNGs
-are there already), records the parameters in ``reproduce.json`` and regenerates ``reports/README.md``.
+are there already), records the parameters, the seconds it took and the commit in ``reproduce.json`` (a forced re-run
+keeps the earlier runs' seconds there, under ``earlier``) and regenerates ``reports/README.md``.
 A notebook whose report exists with the same parameters is skipped, so an interrupted
 ``reproduce all`` resumes where it stopped. Distillation runs are shared through the runs folder.
 
@@ -23,7 +24,7 @@ import re
 
 from .errors import ConfigError, UnknownNameError
 from .report import write_index
-from .utils import atomic_write_json, atomic_write_text
+from .utils import atomic_write_json, atomic_write_text, git_commit
 
 
 THREE_DATASETS = ["mnist", "fashion_mnist", "cifar10_jpeg"]
@@ -73,8 +74,8 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     params = {"profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {}), **(parameters or {}),
               "out_dir": str(out.resolve())}
     stamp = out / "reproduce.json"
-    if not force and stamp.exists() and _same_run(json.loads(stamp.read_text()).get("parameters", {}), params) \
-            and (out / "metrics.json").exists():
+    before = json.loads(stamp.read_text()) if stamp.exists() else None
+    if not force and before and _same_run(before.get("parameters", {}), params) and (out / "metrics.json").exists():
         return out
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -90,8 +91,13 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     atomic_write_text(nbformat.writes(nb), executed)
     # the stamp names the report folder as given (relative under a relative reports root): a checkout
     # elsewhere (a later session, a fresh clone) still recognises the report as done
+    # a forced re-run (a re-render from cached runs takes a minute) keeps what the earlier runs cost
+    earlier = (before.get("earlier", []) + [{k: before[k] for k in ("seconds", "finished_utc", "commit") if k in before}]
+               if before else [])
     atomic_write_json({"notebook": name, "parameters": {**params, "out_dir": out.as_posix()},
-                       "seconds": round(time.time() - t0, 1)}, stamp)
+                       "seconds": round(time.time() - t0, 1), "commit": git_commit(),
+                       "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       **({"earlier": earlier} if earlier else {})}, stamp)
     write_index(reports_root)
     return out
 

@@ -179,3 +179,24 @@ def test_a_stopped_comparison_keeps_its_finished_methods(mnist, tmp_path, monkey
     m["methods"]["dm"]["provenance"] = {**m["methods"]["dm"]["provenance"], "git_commit": "abc1234"}
     assert ex.cell_provenance({"cell": m})["cell"].startswith("dm abc1234, dm+cmi ")
     assert ex.cell_provenance({"cell": m}, "device")["cell"].startswith("cpu")  # one machine: one value
+
+
+def test_a_forced_rerun_keeps_what_the_earlier_run_cost(tmp_path, monkeypatch):
+    """reproduce.json: seconds, commit and finish time of this run; a forced re-run (say a re-render from
+    cached runs) lists the earlier runs' under "earlier" instead of losing them."""
+    pytest.importorskip("papermill")
+    import nbformat
+    from ddcmi import reproduce as rp
+    out = tmp_path / "reports" / "cpu" / "quickstart"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text("{}")
+    (out / "reproduce.json").write_text(json.dumps({"notebook": "quickstart", "parameters": {"profile": "cpu"},
+                                                    "seconds": 3600.0, "finished_utc": "2026-01-01T00:00:00Z"}))
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: nbformat.v4.new_notebook())
+    monkeypatch.setattr("ddcmi.reproduce.write_index", lambda root: None)
+    rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports", force=True)
+    stamp = json.loads((out / "reproduce.json").read_text())
+    assert stamp["seconds"] < 60 and stamp["commit"] and stamp["finished_utc"].endswith("Z")
+    assert stamp["earlier"] == [{"seconds": 3600.0, "finished_utc": "2026-01-01T00:00:00Z"}]
+    rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports", force=True)
+    assert len(json.loads((out / "reproduce.json").read_text())["earlier"]) == 2
