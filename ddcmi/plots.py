@@ -79,3 +79,19 @@ def save_synset_grid(synset, path: str | Path, title: str | None = None, max_per
     _atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     return path
+
+
+def log_axis(ax, axis: str = "x") -> None:
+    """Put ``axis`` of ``ax`` on a log scale labelled 1-2-5 (decades only past 2.5 decades), in a short
+    form (2e-4): matplotlib's default labels every minor tick of a range near one decade, and the
+    labels then overlap. Call it after plotting, so the data's range is known."""
+    import math
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    lo, hi = getattr(ax, f"get_{axis}lim")()
+    subs = (1.0, 2.0, 5.0) if math.log10(hi / lo) <= 2.5 else (1.0,)
+    a = getattr(ax, f"{axis}axis")
+    a.set_major_locator(LogLocator(subs=subs))
+    a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")))
+    a.set_minor_formatter(NullFormatter())

@@ -33,3 +33,19 @@ def test_report_index_lists_every_report_and_names_cells_run_elsewhere(tmp_path)
     assert [r.split("]")[0] for r in rows] == ["| [cpu/a", "| [cpu/b", "| [cpu/c"]
     assert "toy CMI 0.25 -> 0.07 (lambda 1); dm CMI feat 0.004; dm+cmi CMI feat 0.0006" in rows[2]
     assert "except" not in rows[0] and "(except mnist/ipc10 on NVIDIA H200)" in rows[1]
+
+
+def test_log_axis_labels_a_short_range_without_crowding():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ddcmi.plots import log_axis
+    fig, ax = plt.subplots()
+    ax.plot([2.6e-4, 5.6e-4, 1.1e-3, 4e-3], [94.6, 95.1, 95.4, 95.8], "o")
+    log_axis(ax, "x")
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
+    assert ax.get_xscale() == "log" and labels == ["5e-4", "1e-3", "2e-3"]  # 1-2-5 inside the data's range
+    assert not [t.get_text() for t in ax.xaxis.get_minorticklabels() if t.get_text()]
+    plt.close(fig)
