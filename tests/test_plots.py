@@ -28,10 +28,12 @@ def test_report_index_lists_every_report_and_names_cells_run_elsewhere(tmp_path)
                                           "cell_devices": {"mnist/ipc10": "NVIDIA H200"}}, None, "cpu")
     write_report(tmp_path / "cpu" / "c", {"notebook": "teaching_demo", "profile": "cpu", "lam": 1.0, "toy_cmi_start": 0.25,
                                           "toy_cmi_end": 0.07, "cmi_feature_dm": 0.004, "cmi_feature_dm+cmi": 0.0006}, None, "cpu")
+    (tmp_path / "cpu" / "c" / "reproduce.json").write_text('{"seconds": 5.0, "earlier": [{"seconds": 3600.0}]}')
     index = write_index(tmp_path).read_text()
     rows = [line for line in index.splitlines() if line.startswith("| [cpu/")]
     assert [r.split("]")[0] for r in rows] == ["| [cpu/a", "| [cpu/b", "| [cpu/c"]
     assert "toy CMI 0.25 -> 0.07 (lambda 1); dm CMI feat 0.004; dm+cmi CMI feat 0.0006" in rows[2]
+    assert "(re-rendered; earlier runs 60.0 min)" in rows[2] and "re-rendered" not in rows[0]
     assert "except" not in rows[0] and "(except mnist/ipc10 on NVIDIA H200)" in rows[1]
 
 
