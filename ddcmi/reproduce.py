@@ -75,7 +75,8 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
               "out_dir": str(out.resolve())}
     stamp = out / "reproduce.json"
     before = json.loads(stamp.read_text()) if stamp.exists() else None
-    if not force and before and _same_run(before.get("parameters", {}), params) and (out / "metrics.json").exists():
+    same = bool(before) and _same_run(before.get("parameters", {}), params)
+    if not force and same and (out / "metrics.json").exists():
         return out
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -91,9 +92,10 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     atomic_write_text(nbformat.writes(nb), executed)
     # the stamp names the report folder as given (relative under a relative reports root): a checkout
     # elsewhere (a later session, a fresh clone) still recognises the report as done
-    # a forced re-run (a re-render from cached runs takes a minute) keeps what the earlier runs cost
+    # a forced re-run of the same parameters (a re-render from cached runs takes a minute) keeps what the
+    # earlier runs cost; a report made with other parameters is replaced, not counted as an earlier run
     earlier = (before.get("earlier", []) + [{k: before[k] for k in ("seconds", "finished_utc", "commit") if k in before}]
-               if before else [])
+               if same else [])
     atomic_write_json({"notebook": name, "parameters": {**params, "out_dir": out.as_posix()},
                        "seconds": round(time.time() - t0, 1), "commit": git_commit(),
                        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

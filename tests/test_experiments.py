@@ -200,3 +200,5 @@ def test_a_forced_rerun_keeps_what_the_earlier_run_cost(tmp_path, monkeypatch):
     assert stamp["earlier"] == [{"seconds": 3600.0, "finished_utc": "2026-01-01T00:00:00Z"}]
     rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports", force=True)
     assert len(json.loads((out / "reproduce.json").read_text())["earlier"]) == 2
+    rp.reproduce("quickstart", "cpu", {"ipc": 1}, reports_root=tmp_path / "reports")  # other parameters
+    assert "earlier" not in json.loads((out / "reproduce.json").read_text())
