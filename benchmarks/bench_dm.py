@@ -67,7 +67,7 @@ def single(args) -> dict:
         counter = iter(range(10**9))
 
         def step():
-            d._step(images, labels, g, opt, next(counter))
+            d._step(images, labels, opt, next(counter))
     else:
         sampler = ds.real_sampler(device)
         images, labels = sampler.initial_images(args.ipc, g)

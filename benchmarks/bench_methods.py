@@ -51,7 +51,7 @@ def time_method(method: str, args) -> dict:
     images = state["images"].detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
     iteration = itertools.count()
-    seconds = _timed(lambda: d._step(images, state["labels"], g, opt, next(iteration)), args.iterations,
+    seconds = _timed(lambda: d._step(images, state["labels"], opt, next(iteration)), args.iterations,
                      args.warmup, device)
     outer, inner = _schedule(d.method, cfg)
     updates = outer * (d.method.num_classes if cfg.base_method == "idc" else 1)  # IDC: one per class per round
@@ -66,6 +66,8 @@ def time_components(method: str, args) -> dict:
     sees. From them, the predicted seconds per outer iteration for any (outer, inner) schedule:
     outer * (match + cmi) + (outer - 1) * inner * step."""
     import dataclasses
+
+    from ddcmi.rng import Draws
     d, state, g = _distiller(method, args)
     m, cfg = d.method, d.config
     images = state["images"].detach().clone().requires_grad_(True)
@@ -79,7 +81,7 @@ def time_components(method: str, args) -> dict:
         m.config = cfg
         cmi_x, cmi_y = m.synthetic(images.detach(), labels)
     else:
-        match = _timed(lambda: m.loss_and_backward(images, labels, g), **reps)
+        match = _timed(lambda: m.loss_and_backward(images, labels, Draws(0, 1), 0), **reps)
         saved, m.inner = m.inner, 1
         step = _timed(lambda: m.train_inner(images, labels, net_opt, g), **reps)
         m.inner = saved

@@ -20,6 +20,7 @@ import ddcmi
 from ddcmi.cmi import CMIRegularizer
 from ddcmi.methods import METHODS
 from ddcmi.proxy import ProxyPool
+from ddcmi.rng import Draws
 
 
 def main():
@@ -39,12 +40,14 @@ def main():
     method = METHODS.get(args.method)(cfg, ds, sampler, dev)
     reg = CMIRegularizer(pool, cfg.cmi)
     g = torch.Generator().manual_seed(0)
-    images, labels = method.initial(args.ipc, g)
+    images, labels = method.initial(args.ipc, Draws(0, 0))
     images.requires_grad_(True)
     base_norms, cmi_norms, cmis = [], [], []
 
     def measure(terms, cmi_images=None, cmi_labels=None, new_proxy=False):
         """The distiller's update, measuring instead of stepping: the pixels stay at the initialisation."""
+        if terms is None:
+            return None
         base_norms.append(float(images.grad.norm()))
         images.grad = None
         x, y = (images, labels) if cmi_images is None else (cmi_images, cmi_labels)
@@ -53,9 +56,9 @@ def main():
         images.grad = None
         return terms
 
-    for _ in range(args.steps):
+    for step in range(args.steps):
         images.grad = None
-        method.iteration(images, labels, g, measure)
+        method.iteration(images, labels, Draws(0, step + 1), measure)
     lam = statistics.mean(base_norms) / statistics.mean(cmi_norms)
     print(f"pool: {cfg.pool.describe()}")
     print(f"{args.method} gradient norm: {statistics.mean(base_norms):.4g} (mean of {len(base_norms)} updates); "

@@ -5,6 +5,11 @@ Class-aware Conditional Mutual Information" (ICLR 2025, arXiv 2412.09945).
 """
 __version__ = "0.1.0"
 
+from . import _malloc  # noqa: E402
+
+_malloc.tune()  # before any large tensor exists: glibc keeps freed buffers (see ddcmi/_malloc.py)
+
+from . import keys, rng, store  # noqa: E402,F401
 from .cmi import CMIConfig, CMIRegularizer, empirical_cmi, measure_cmi, proxy_probabilities  # noqa: E402
 from .config import DistillConfig  # noqa: E402
 from .data import Dataset, list_datasets, load_dataset  # noqa: E402
@@ -14,7 +19,7 @@ from .errors import (ArtefactError, ConfigError, DatasetNotFoundError, DDCMIErro
 from .evaluate import EvalConfig, evaluate_synset  # noqa: E402
 from .methods import list_methods  # noqa: E402
 from .models import create_model, list_models  # noqa: E402
-from .profiles import PROFILES, make_config  # noqa: E402
+from .profiles import PROFILES, make_config, resolve_config  # noqa: E402
 from .proxy import PoolConfig, ProxyPool  # noqa: E402
 from .synset import SyntheticSet  # noqa: E402
 
@@ -22,6 +27,6 @@ __all__ = [
     "__version__", "empirical_cmi", "measure_cmi", "proxy_probabilities", "CMIConfig", "CMIRegularizer",
     "DistillConfig", "Dataset", "list_datasets", "load_dataset", "Distiller", "DistillResult", "distill",
     "DDCMIError", "ArtefactError", "ConfigError", "DatasetNotFoundError", "NonFiniteLossError", "UnknownNameError",
-    "EvalConfig", "evaluate_synset", "list_methods", "create_model", "list_models", "PROFILES", "make_config",
+    "EvalConfig", "evaluate_synset", "list_methods", "create_model", "list_models", "PROFILES", "make_config", "resolve_config", "store",
     "PoolConfig", "ProxyPool", "SyntheticSet",
 ]

@@ -26,6 +26,10 @@ class Registry(Generic[T]):
             return o
         return add if obj is None else add(obj)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests register throw-away entries and take them out again)."""
+        self._items.pop(name.lower(), None)
+
     def get(self, name: str) -> T:
         key = str(name).lower()
         if key not in self._items:

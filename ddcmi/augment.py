@@ -62,6 +62,14 @@ class DSA:
     def __call__(self, x: torch.Tensor, generator: torch.Generator, siamese: bool = False) -> torch.Tensor:
         return self.apply(x, self.sample(x.shape, generator, siamese))
 
+    def siamese(self, real: torch.Tensor, syn: torch.Tensor, generator: torch.Generator):
+        """The Siamese pair every matching method uses: one draw applied to the real and the synthetic
+        batch (both unchanged when no strategy is set)."""
+        if not self.ops:
+            return real, syn
+        p = self.sample(real.shape, generator, siamese=True)
+        return self.apply(real, p), self.apply(syn, p)
+
     def sample(self, shape, generator: torch.Generator, siamese: bool) -> dict:
         """Draw the parameters for a batch of ``shape`` (N x C x H x W); Siamese draws one set."""
         if not self.ops:

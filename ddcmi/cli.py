@@ -3,6 +3,8 @@
     ddcmi datasets                                    what is registered and where data is looked for
     ddcmi distill --dataset mnist --method dm+cmi --ipc 10 --profile smoke
     ddcmi evaluate runs/<run>/synset.pt --arch alexnet
+    ddcmi config --dataset mnist --method idc+cmi --ipc 10 --profile cpu   the resolved config and its sources
+    ddcmi store                                       where runs, pools and reports are kept
     ddcmi cmi runs/<run>/synset.pt                    CMI of a saved set under the profile's proxy pool
     ddcmi cmi --dataset mnist --ipc 10                CMI of a random real subset
     ddcmi pool --dataset cifar10_jpeg --profile cpu   build (or finish) a proxy pool
@@ -51,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help="dm or dm+cmi (see --list-methods)")
     p.add_argument("--ipc", type=int, required=True, help="images per class")
     p.add_argument("--out", default=None, help="output folder (default: runs/<config key>)")
-    p.add_argument("--fresh", action="store_true", help="discard an existing checkpoint in the output folder")
+    p.add_argument("--fresh", action="store_true",
+                   help="start again: delete the run's own files in the output folder (nothing else)")
     p.add_argument("--evaluate", action="store_true", help="evaluate the result with the profile's protocol")
 
     p = sub.add_parser("evaluate", help="train fresh networks on a saved synthetic set and test them", epilog=EPILOG)
@@ -75,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", choices=["feature", "logit", "both"], default="both")
     p.add_argument("--centroids", choices=["synthetic", "real"], default="synthetic")
 
+    p = sub.add_parser("config", help="print the fully resolved config of a run, with where each value comes from",
+                       epilog=EPILOG)
+    _common(p)
+    p.add_argument("--method", required=True, help="a method (see `ddcmi config --help`): " + _method_names())
+    p.add_argument("--ipc", type=int, required=True, help="images per class")
+    p.add_argument("--json", action="store_true", help="print the config as JSON (no sources)")
+
+    p = sub.add_parser("store", help="where runs, proxy pools, evaluation caches and reports are kept", epilog=EPILOG)
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("pool", help="train (or finish training) a proxy pool and cache it", epilog=EPILOG)
     _common(p)
 
@@ -84,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     p.add_argument("-p", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="notebook parameter (JSON value or plain string), repeatable")
-    p.add_argument("--reports", default="reports", help="reports folder (default reports/)")
+    p.add_argument("--reports", default=None, help="reports folder (default: the run store's reports/, see `ddcmi store`)")
     p.add_argument("--force", action="store_true", help="run again even if the report exists with these parameters")
     p.add_argument("--tag", default=None, help="write to reports/<profile>/<name>_<tag>/ (a variant beside the default report)")
     p.add_argument("--quiet", action="store_true")
@@ -103,13 +116,47 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"datasets": cmd_datasets, "distill": cmd_distill, "evaluate": cmd_evaluate, "cmi": cmd_cmi,
-                "pool": cmd_pool, "compare": cmd_compare, "reproduce": cmd_reproduce}[args.command](args)
+                "pool": cmd_pool, "compare": cmd_compare, "reproduce": cmd_reproduce, "config": cmd_config,
+                "store": cmd_store}[args.command](args)
     except DDCMIError as exc:
         print(f"ddcmi {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(f"\nddcmi {args.command}: interrupted. {exc}", file=sys.stderr)
         return 130
+
+
+def _method_names() -> str:
+    from .methods import list_methods
+    return ", ".join(list_methods())
+
+
+def cmd_config(args) -> int:
+    from .profiles import describe_config, resolve_config
+
+    cfg, sources = resolve_config(args.profile, args.dataset, args.method, args.ipc, args.seed, args.overrides)
+    if args.json:
+        print(json.dumps(cfg.to_dict(), indent=2, default=str))
+        return 0
+    rows = describe_config(cfg, sources)
+    width = max(len(k) for k, _, _ in rows)
+    print(f"# {args.method} on {args.dataset}, IPC {args.ipc}, profile {args.profile}, seed {args.seed} "
+          f"(run key {cfg.key()})")
+    for key, value, source in rows:
+        print(f"{key:<{width}}  {json.dumps(value, default=str):<40}  {source}")
+    return 0
+
+
+def cmd_store(args) -> int:
+    from . import store
+    info = store.describe()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"run store: {info['root']} (chosen by: {info['chosen_by']}; set DDCMI_STORE to move it)")
+    for k in ("runs", "pools", "reports"):
+        print(f"  {k:8s} {info[k]}")
+    return 0
 
 
 def cmd_datasets(args) -> int:
@@ -141,10 +188,8 @@ def _config(args, method: str, ipc: int):
 
 
 def cmd_distill(args) -> int:
-    import shutil
-
     from .data import load_dataset
-    from .distill import Distiller
+    from .distill import Distiller, discard_run
     from .evaluate import evaluate_synset
     from .experiments import run_dir_for
     from .utils import atomic_write_json, pick_device
@@ -153,8 +198,10 @@ def cmd_distill(args) -> int:
     dataset = load_dataset(args.dataset, root=args.data_root)
     device = pick_device(args.device)
     out = Path(args.out) if args.out else run_dir_for(cfg)
-    if args.fresh and out.exists():
-        shutil.rmtree(out)
+    if args.fresh:
+        removed = discard_run(out)
+        if removed:
+            print(f"--fresh: removed {len(removed)} file(s) this run had written in {out.resolve()}")
     result = Distiller(cfg, dataset, device=device, out_dir=out, progress=not args.quiet).run()
     print(f"synthetic set: {out / 'synset.pt'} ({result.synset.images.shape[0]} images, "
           f"{result.synset.provenance.get('wall_time_s')} s)")
@@ -272,9 +319,11 @@ def cmd_reproduce(args) -> int:
 
 def cmd_compare(args) -> int:
     from .experiments import compare_methods
+    from .utils import slug
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    out = Path(args.out) if args.out else Path("reports") / args.profile / f"compare_{args.dataset}_ipc{args.ipc}"
+    from . import store
+    out = Path(args.out) if args.out else store.reports_dir() / args.profile / f"compare_{slug(args.dataset)}_ipc{args.ipc}"
     metrics = compare_methods(args.dataset, args.ipc, args.profile, methods, args.seed, args.data_root,
                               args.device, out, args.overrides, progress=not args.quiet)
     from .report import write_index

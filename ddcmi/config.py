@@ -10,7 +10,10 @@ from .augment import DSAConfig
 from .cmi import CMIConfig
 from .errors import ConfigError
 from .evaluate import EvalConfig
+from .keys import digest, non_default
 from .proxy import PoolConfig
+from .rng import RNG_VERSION
+from .utils import slug
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class DistillConfig:
     track_every: int = 0  # every k iterations measure CMI (feature and logit) of the set under the pool; 0 = off
     checkpoint_every: int = 100
     compile: bool = False  # torch.compile the matching network and proxies (pays off on long runs)
+    options: Any = None  # the method's own config section (a frozen dataclass the method registers), or None
+    rng: int = RNG_VERSION  # the scheme of random draws (ddcmi.rng); a checkpoint of another one is not resumed
 
     @property
     def base_method(self) -> str:
@@ -51,6 +56,21 @@ class DistillConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "DistillConfig":
+        """The config a saved dict describes (fields added since take their defaults; a dict saved
+        before the RNG version was recorded is version 1). The method's section becomes its type."""
+        from .keys import from_dict
+        from .methods import METHODS, parse_method
+        d = dict(d)
+        opts = d.pop("options", None)
+        d.setdefault("rng", 1)
+        cfg = from_dict(cls, d)
+        otype = METHODS.get(parse_method(cfg.method)[0]).options
+        if isinstance(opts, dict) and otype is not None:
+            opts = from_dict(otype, opts)
+        return dataclasses.replace(cfg, options=opts)
+
     def identity(self) -> dict:
         """What determines the distilled pixels: the whole config except how the result is evaluated
         afterwards (``eval``), unless ``eval_at`` evaluates during the run. Runs are stored and resumed
@@ -59,6 +79,20 @@ class DistillConfig:
         if not self.eval_at:
             d.pop("eval")
         return d
+
+    def key(self) -> str:
+        """The stable identity of the run: the values of :meth:`identity` that differ from the defaults
+        (ddcmi.keys), plus the RNG version, which always enters (a new scheme never finds old runs)."""
+        ident = non_default(self)
+        if not self.eval_at:
+            ident.pop("eval", None)
+        ident.get("cmi", {}).pop("weight_note", None)  # a description of lambda, not part of the run
+        ident["rng"] = self.rng
+        return digest(ident)
+
+    def run_name(self) -> str:
+        """The run folder's name: readable fields, then :meth:`key`."""
+        return f"{slug(self.dataset)}-{self.method.replace('+', '_')}-ipc{self.ipc}-{self.profile}-s{self.seed}-{self.key()}"
 
     def with_overrides(self, overrides: list[str] | dict | None) -> "DistillConfig":
         return apply_overrides(self, overrides)

@@ -227,11 +227,12 @@ class RealSampler:
 def data_roots(root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
     """The places a dataset is looked for, in order, each with where it came from."""
     roots: list[tuple[str, Path]] = []
+    from .store import resolve_user_path  # relative paths resolved once, shown absolute
     if root is not None:
-        roots.append(("argument root", Path(root).expanduser()))
+        roots.append(("argument root", resolve_user_path(root)))
     env = os.environ.get("DDCMI_DATA")
     if env:
-        roots.append(("DDCMI_DATA", Path(env).expanduser()))
+        roots.append(("DDCMI_DATA", resolve_user_path(env)))
     roots.append(("user cache", cache_dir() / "data"))
     return roots
 

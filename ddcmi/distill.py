@@ -13,6 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -20,10 +21,12 @@ from tqdm.auto import tqdm
 from .cmi import CMIRegularizer, measure_cmi
 from .config import DistillConfig
 from .data import Dataset, RealSampler
-from .errors import ArtefactError, ConfigError, NonFiniteLossError
+from .errors import ArtefactError, ConfigError, DDCMIError, NonFiniteLossError
 from .evaluate import TestSet, evaluate_synset
 from .methods import METHODS, parse_method
+from .keys import non_default
 from .proxy import ProxyPool
+from .rng import RNG_VERSION, Draws
 from .synset import SyntheticSet
 from .utils import atomic_torch_save, atomic_write_json, load_artefact, pick_device, provenance
 
@@ -40,7 +43,11 @@ class DistillResult:
 class Distiller:
     def __init__(self, config: DistillConfig, dataset: Dataset, device: torch.device | str | None = None,
                  out_dir: str | Path | None = None, pool: ProxyPool | None = None, progress: bool = True,
-                 sampler: RealSampler | None = None):
+                 sampler: RealSampler | None = None, classes: Sequence[int] | None = None,
+                 exchange: Callable[[torch.Tensor], None] | None = None):
+        """``classes``: compute only these classes (a class-parallel worker); the others' pixels stay as
+        they are unless ``exchange(images)`` fills them in (called after every image update of a split
+        run, e.g. an all-gather): what methods that train on the whole set between updates need."""
         base, with_cmi = parse_method(config.method)
         if dataset.name != config.dataset:
             raise ConfigError(f"config is for dataset {config.dataset!r} but {dataset.name!r} was given")
@@ -57,7 +64,17 @@ class Distiller:
         self.progress = progress
         self.sampler = sampler or dataset.real_sampler(self.device)
         self.sampler.check_ipc(config.ipc)
-        self.method = METHODS.get(base)(config, dataset, self.sampler, self.device)
+        if config.rng != RNG_VERSION:
+            raise ConfigError(f"config uses random-draw scheme {config.rng}, this ddcmi draws with {RNG_VERSION}; "
+                              f"remove rng from the config (or --set rng={RNG_VERSION})")
+        self.method = METHODS.get(base)(config, dataset, self.sampler, self.device, classes)
+        self.classes = self.method.classes
+        self.split = len(self.classes) < dataset.num_classes
+        self.exchange = exchange
+        if self.split and exchange is None and (with_cmi or getattr(self.method, "trains_on_whole_set", False)):
+            raise ConfigError(f"{config.method} computed for some classes needs the other classes' current pixels "
+                              f"after every update (CMI batches whole groups of classes; DC/DSA train on the whole "
+                              f"set): pass exchange=..., e.g. an all-gather between the workers")
         self.regularizer = None
         if with_cmi or config.track_every:
             if pool is None:
@@ -74,11 +91,10 @@ class Distiller:
 
     # ------------------------------------------------------------------ state
     def _fresh_state(self) -> dict:
-        g = torch.Generator().manual_seed(self.config.seed)
-        images, labels = self.method.initial(self.config.ipc, g)
-        return {"iteration": 0, "images": images, "labels": labels, "generator": g.get_state(),
-                "optimizer": None, "history": {"steps": [], "evals": []}, "elapsed": 0.0,
-                "initial_images": self.method.synthetic(images, labels)[0].detach().cpu().clone()}
+        images, labels = self.method.initial(self.config.ipc, Draws(self.config.seed, 0))
+        return {"iteration": 0, "images": images, "labels": labels, "rng": RNG_VERSION,
+                "optimizer": None, "method_state": self.method.state_dict(), "history": {"steps": [], "evals": []},
+                "elapsed": 0.0, "initial_images": self.method.synthetic(images, labels)[0].detach().cpu().clone()}
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -89,10 +105,18 @@ class Distiller:
         if path is None or not path.exists():
             return None
         ckpt = load_artefact(path, CHECKPOINT_FORMAT, "checkpoint", "delete it or run with --fresh")
-        mine = self.config.identity()
-        theirs = {k: v for k, v in (ckpt.get("config") or {}).items() if k in mine}
-        if theirs != mine:
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if ckpt.get("rng", 1) != RNG_VERSION:
+            raise ArtefactError(f"checkpoint {path} was written with random-draw scheme {ckpt.get('rng', 1)} "
+                                f"(ddcmi.rng); this ddcmi draws with scheme {RNG_VERSION}, so resuming would mix two "
+                                f"random streams. Run with --fresh to start it again, or use another output folder")
+        try:
+            theirs = DistillConfig.from_dict(ckpt.get("config") or {})
+        except (KeyError, TypeError, DDCMIError) as exc:
+            raise ArtefactError(f"checkpoint {path} holds a config this ddcmi cannot read ({exc}); "
+                                f"use another output folder or --fresh to discard it") from exc
+        if theirs.key() != self.config.key():
+            mine, old = non_default(self.config), non_default(theirs)
+            diff = sorted(k for k in set(mine) | set(old) if k != "eval" and mine.get(k) != old.get(k))
             raise ArtefactError(f"checkpoint {path} belongs to another config (differs in: {', '.join(diff)}); "
                                 f"use another output folder or --fresh to discard it")
         ckpt["images"] = ckpt["images"].to(self.device)
@@ -124,18 +148,17 @@ class Distiller:
                                  self.out_dir)
         images = state["images"].detach().clone().requires_grad_(True)
         labels = state["labels"]
-        g = torch.Generator()
-        g.set_state(state["generator"])
-        opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
+        self.method.load_state_dict(state.get("method_state") or {})
+        opt = torch.optim.SGD([{"params": [images]}, *self.method.param_groups()], lr=cfg.lr_img, momentum=cfg.momentum)
         if state["optimizer"] is not None:
             opt.load_state_dict(state["optimizer"])
         history = state["history"]
         start_it, t0 = state["iteration"], time.time() - state["elapsed"]
 
-        def snapshot(iteration: int, generator_state: torch.Tensor) -> dict:
-            return {"iteration": iteration, "images": images.detach(), "labels": labels,
-                    "generator": generator_state, "optimizer": opt.state_dict(), "history": history,
-                    "elapsed": time.time() - t0, "initial_images": state["initial_images"]}
+        def snapshot(iteration: int, method_state: dict | None = None) -> dict:
+            return {"iteration": iteration, "images": images.detach(), "labels": labels, "rng": RNG_VERSION,
+                    "optimizer": opt.state_dict(), "method_state": method_state or self.method.state_dict(),
+                    "history": history, "elapsed": time.time() - t0, "initial_images": state["initial_images"]}
 
         if start_it == 0:  # the initialisation itself, when asked for
             if cfg.track_every and not history.get("tracks"):
@@ -146,15 +169,15 @@ class Distiller:
                                          "acc_std": acc["std"], "accs": acc["accs"]})
         bar = tqdm(range(start_it, cfg.iterations), initial=start_it, total=cfg.iterations,
                    desc=f"{cfg.method} {cfg.dataset} ipc{cfg.ipc}", disable=not self.progress)
-        completed, completed_generator = start_it, g.get_state()
-        it, rollback = start_it, (images.detach().clone(), copy.deepcopy(opt.state_dict()))
+        completed = start_it
+        it, rollback = start_it, self._rollback_point(images, opt)
         try:
             for it in bar:
                 # what to roll back to if Ctrl-C lands inside this iteration (a method may update the
-                # pixels several times per iteration)
-                rollback = images.detach().clone(), copy.deepcopy(opt.state_dict())
-                terms = self._step(images, labels, g, opt, it)
-                completed, completed_generator = it + 1, g.get_state()
+                # pixels several times per iteration, and carry state)
+                rollback = self._rollback_point(images, opt)
+                terms = self._step(images, labels, opt, it)
+                completed = it + 1
                 history["steps"].append({"iteration": it + 1, **terms, "seconds": round(time.time() - t0, 3)})
                 bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items()})
                 done = it + 1
@@ -166,15 +189,18 @@ class Distiller:
                     history["evals"].append({"iteration": done, "seconds": round(time.time() - t0, 3),
                                              "acc_mean": acc["mean"], "acc_std": acc["std"], "accs": acc["accs"]})
                 if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
-                    self._save_checkpoint(snapshot(done, completed_generator))
+                    self._save_checkpoint(snapshot(done))
         except KeyboardInterrupt:
             # pixels, optimiser and generator go back to the end of the last completed iteration, so a
             # resumed run continues exactly
+            method_state = None
             if completed == it:
                 with torch.no_grad():
-                    images.copy_(rollback[0])
+                    for p, saved in zip(_opt_params(opt), rollback[0]):
+                        p.copy_(saved)
                 opt.load_state_dict(rollback[1])
-            self._save_checkpoint(snapshot(completed, completed_generator))
+                method_state = rollback[2]
+            self._save_checkpoint(snapshot(completed, method_state))
             bar.close()
             where = f" at {self.checkpoint_path}" if self.checkpoint_path else ""
             raise KeyboardInterrupt(f"stopped after {completed} of {cfg.iterations} iterations; checkpoint kept{where}; "
@@ -188,20 +214,29 @@ class Distiller:
             atomic_torch_save(state["initial_images"], self.out_dir / "initial_images.pt")
         return DistillResult(synset, history, self.out_dir)
 
-    def _step(self, images, labels, g, opt, it: int) -> dict:
+    def _rollback_point(self, images, opt) -> tuple:
+        return ([p.detach().clone() for p in _opt_params(opt)], copy.deepcopy(opt.state_dict()),
+                copy.deepcopy(self.method.state_dict()))
+
+    def _step(self, images, labels, opt, it: int) -> dict:
         """One iteration of the method. It calls ``update`` after each matching backward: the CMI
         gradient is added there (one proxy per iteration, drawn at the first update), then the pixels
         move. The history records the mean of each term over the iteration's updates."""
         reg = self.regularizer
         due = reg is not None and reg.is_due(it)
+        draws = Draws(self.config.seed, it + 1)  # iteration t >= 1; 0 is the initialisation
         proxy: list[int] = []
 
-        def update(terms: dict, cmi_images=None, cmi_labels=None, new_proxy: bool = False) -> dict:
+        def update(terms: dict | None, cmi_images=None, cmi_labels=None, new_proxy: bool = False) -> dict | None:
             x, y = (images, labels) if cmi_images is None else (cmi_images, cmi_labels)
+            if new_proxy or not proxy:  # one proxy per iteration, or per round where the method asks
+                proxy[:] = [reg.pool.draw(draws("proxy", step=len(proxy_draws)))] if due else [None]
+                proxy_draws.append(proxy[0])
+            if terms is None:  # an update of the global schedule with no work here (another class's)
+                self._apply_update(images, opt)
+                return None
             if due and not reg.known_zero(y):
-                if new_proxy or not proxy:  # one proxy per iteration, or per round where the method asks
-                    proxy[:] = [reg.pool.draw(g)]
-                terms["cmi"] = reg.backward(x, y, proxy[0])
+                terms["cmi"] = reg.backward(x, y, proxy[0], classes=self.classes if self.split else None)
             terms["loss"] = terms["match"] + (self.config.cmi.weight * terms["cmi"] if "cmi" in terms else 0.0)
             grad_ok = images.grad is None or bool(torch.isfinite(images.grad).all())
             if not math.isfinite(terms["loss"]) or not grad_ok:
@@ -209,16 +244,26 @@ class Distiller:
                 raise NonFiniteLossError(
                     f"non-finite loss or gradient at iteration {it + 1} ({terms}){where}. Lower lr_img (now "
                     f"{self.config.lr_img}) or the CMI weight (now {self.config.cmi.weight}), or check the input data")
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                self.method.project_(images)
+            self._apply_update(images, opt)
             return terms
 
+        proxy_draws: list = []
         opt.zero_grad(set_to_none=True)
-        per_update = self.method.iteration(images, labels, g, update)
+        per_update = [t for t in self.method.iteration(images, labels, draws, update) if t is not None]
         keys = dict.fromkeys(k for t in per_update for k in t)
         return {k: sum(t[k] for t in per_update if k in t) / sum(k in t for t in per_update) for k in keys}
+
+    def _apply_update(self, images, opt) -> None:
+        """Step the optimiser (a zero gradient where no backward ran: momentum still moves), keep the
+        pixels in their domain, and in a split run bring in the other classes' pixels."""
+        if images.grad is None:
+            images.grad = torch.zeros_like(images)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            self.method.project_(images)
+            if self.split and self.exchange is not None:
+                self.exchange(images)
 
     def _trained_on(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The synthetic set as networks see it (IDC decodes its storage images), detached."""
@@ -248,6 +293,32 @@ class Distiller:
                             self.config.method, self.config.profile, self.config.seed, self.config.to_dict(), prov)
 
 
+RUN_FILES = ("checkpoint.pt", "synset.pt", "history.json", "config.json", "initial_images.pt", "eval.json",
+             "evaluate.json")
+
+
+def discard_run(run_dir: str | Path) -> list[Path]:
+    """Delete what a run wrote in ``run_dir`` (``--fresh``) and nothing else: the files above, its
+    snapshots and CMI tracks. A non-empty folder that holds none of them is not a run and is refused."""
+    d = Path(run_dir)
+    if not d.exists():
+        return []
+    mine = [d / n for n in RUN_FILES if (d / n).is_file()] + sorted(d.glob("tracks-*.json"))
+    snaps = sorted((d / "snapshots").glob("it*.pt")) if (d / "snapshots").is_dir() else []
+    if not mine and not snaps and any(d.iterdir()):
+        raise ConfigError(f"{d.resolve()} is not a ddcmi run folder (no checkpoint.pt, synset.pt or config.json); "
+                          f"--fresh deletes only a run's own files, so nothing was removed. Pick another --out")
+    for p in mine + snaps:
+        p.unlink()
+    if (d / "snapshots").is_dir() and not any((d / "snapshots").iterdir()):
+        (d / "snapshots").rmdir()
+    return mine + snaps
+
+
+def _opt_params(opt) -> list[torch.Tensor]:
+    return [p for group in opt.param_groups for p in group["params"]]
+
+
 def snapshot_path(run_dir: str | Path, iteration: int) -> Path:
     return Path(run_dir) / "snapshots" / f"it{iteration:07d}.pt"
 
@@ -262,4 +333,4 @@ def distill(config: DistillConfig, dataset: Dataset, **kwargs) -> DistillResult:
     return Distiller(config, dataset, **kwargs).run()
 
 
-__all__ = ["Distiller", "DistillResult", "distill", "snapshots", "snapshot_path"]
+__all__ = ["Distiller", "DistillResult", "distill", "discard_run", "snapshots", "snapshot_path"]

@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .augment import DSA, DSAConfig
+from .augment import DSAConfig
 from .data import Dataset
 from .models import create_model, init_weights_
 from .proxy import accuracy
+from .train import Recipe, cutmix, train_epochs  # noqa: F401  (cutmix: re-exported)
 
 CROSS_ARCH = ("convnet3", "alexnet", "vgg11", "resnet18")
 
@@ -60,51 +60,20 @@ def recipe_key(config: EvalConfig) -> dict:
             (isinstance(v, (list, tuple)) and list(v) == list(default[k]))}
 
 
-def cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
-    """CutMix with a Beta(1, 1) area: a random box of a shuffled batch pasted in; returns the mixed
-    batch, both label sets and the kept fraction of the area."""
-    n, _, h, w = x.shape
-    lam = float(torch.rand((), generator=generator))
-    ch, cw = int(h * (1 - lam) ** 0.5), int(w * (1 - lam) ** 0.5)
-    cy, cx = (int(v) for v in torch.randint(0, h, (1,), generator=generator).tolist() +
-              torch.randint(0, w, (1,), generator=generator).tolist())
-    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
-    perm = torch.randperm(n, generator=generator).to(x.device)
-    x = x.clone()
-    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
-    return x, y, y[perm], 1 - (y1 - y0) * (x1 - x0) / (h * w)
+def recipe_of(config: EvalConfig) -> Recipe:
+    """The protocol's training recipe as the shared trainer's :class:`~ddcmi.train.Recipe`."""
+    return Recipe(epochs=config.epochs, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                  batch_size=config.batch_size, lr_milestones=tuple(config.lr_milestones), lr_gamma=config.lr_gamma,
+                  cutmix_prob=config.cutmix_prob, dsa=config.dsa)
 
 
 def train_on_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
                     generator: torch.Generator, device: torch.device) -> torch.nn.Module:
     """One freshly initialised network trained on (images, labels) with the protocol's recipe."""
     model = init_weights_(create_model(config.arch, dataset.channels, dataset.num_classes, dataset.image_size,
-                                              **config.arch_kwargs),
-                          generator).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                          weight_decay=config.weight_decay)
-    decay_epochs = {int(f * config.epochs) for f in config.lr_milestones}
-    dsa = DSA(config.dsa)
+                                       **config.arch_kwargs), generator).to(device)
     x, y = images.detach().to(device), labels.to(device)
-    model.train()
-    for epoch in range(config.epochs):
-        if epoch in decay_epochs:
-            for group in opt.param_groups:
-                group["lr"] *= config.lr_gamma
-        order = torch.randperm(len(y), generator=generator).to(device)
-        for s in range(0, len(y), config.batch_size):
-            idx = order[s:s + config.batch_size]
-            xb = dsa(x[idx], generator, siamese=False) if dsa.enabled else x[idx]
-            if config.cutmix_prob > 0 and float(torch.rand((), generator=generator)) < config.cutmix_prob:
-                xb, ya, yb, keep = cutmix(xb, y[idx], generator)
-                out = model(xb)
-                loss = keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yb)
-            else:
-                loss = F.cross_entropy(model(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return model.eval()
+    return train_epochs(model, x, y, recipe_of(config), generator).eval()
 
 
 class TestSet:

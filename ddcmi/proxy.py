@@ -7,20 +7,20 @@ saved atomically as soon as it is done: an interrupted build resumes with the ne
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import Dataset
 from .errors import ArtefactError, ConfigError
 from .models import DDNet, create_model, init_weights_
-from .utils import atomic_torch_save, atomic_write_json, cache_dir, load_artefact, provenance, slug
+from .train import Recipe, train_epochs
+from . import store
+from .keys import config_key, same_config
+from .utils import atomic_torch_save, atomic_write_json, load_artefact, provenance, slug
 
 FORMAT = "ddcmi-proxy-v1"
 
@@ -42,9 +42,8 @@ class PoolConfig:
     arch_kwargs: dict = field(default_factory=dict)
 
     def key(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
-        return f"{slug(self.dataset)}-{self.arch}-n{self.count}-e{self.epochs}-s{self.seed}-{digest}"
+        """Stable: only the values that differ from the defaults enter the digest (ddcmi.keys)."""
+        return f"{slug(self.dataset)}-{self.arch}-n{self.count}-e{self.epochs}-s{self.seed}-{config_key(self)}"
 
     def describe(self) -> str:
         subset = "all" if not self.train_per_class else f"{self.train_per_class}/class"
@@ -55,7 +54,8 @@ class PoolConfig:
 
 
 def pool_dir(config: PoolConfig, root: str | Path | None = None) -> Path:
-    return Path(root or cache_dir() / "pools") / config.key()
+    """``<root>/<key>``; by default under the run store's ``pools/`` (ddcmi.store)."""
+    return Path(root or store.pools_dir()) / config.key()
 
 
 class ProxyPool:
@@ -109,7 +109,7 @@ class ProxyPool:
                                     f"`ddcmi pool` or ProxyPool.build(...)")
             ckpt = load_artefact(path, FORMAT, "proxy checkpoint", "delete it and rebuild the pool "
                                  "(`ddcmi pool ...` retrains only missing members)")
-            if ckpt.get("config") != dataclasses.asdict(config) or ckpt.get("index") != i:
+            if not same_config(ckpt.get("config") or {}, config) or ckpt.get("index") != i:
                 raise ArtefactError(f"{path} was trained for another config ({ckpt.get('config')}, member "
                                     f"{ckpt.get('index')}), not {dataclasses.asdict(config)} member {i}; "
                                     f"delete {d} and rebuild")
@@ -147,23 +147,9 @@ def _training_split(dataset: Dataset, config: PoolConfig, device):
 def _train_member(config: PoolConfig, dataset: Dataset, x, y, index: int, device, progress: bool) -> DDNet:
     g = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
     model = init_weights_(_new_member(config, dataset), g).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                          weight_decay=config.weight_decay)
-    model.train()
-    n = x.shape[0]
-    steps = range(config.epochs * ((n + config.batch_size - 1) // config.batch_size))
-    bar = tqdm(total=len(steps), desc=f"member {index}", leave=False, disable=not progress)
-    for _ in range(config.epochs):
-        order = torch.randperm(n, generator=g).to(device)
-        for s in range(0, n, config.batch_size):
-            idx = order[s:s + config.batch_size]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            bar.update()
-    bar.close()
-    return model.eval()
+    recipe = Recipe(epochs=config.epochs, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                    batch_size=config.batch_size)
+    return train_epochs(model, x, y, recipe, g, progress=progress, desc=f"member {index}").eval()
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ from pathlib import Path
 import re
 
 from .errors import ConfigError, UnknownNameError
+from . import store
 from .report import write_index
 from .utils import atomic_write_json, atomic_write_text, git_commit
 
@@ -57,7 +58,7 @@ def notebook_names(directory: Path | None = None) -> list[str]:
     return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
 
-def reproduce(name: str, profile: str, parameters: dict | None = None, reports_root: str | Path = "reports",
+def reproduce(name: str, profile: str, parameters: dict | None = None, reports_root: str | Path | None = None,
               directory: Path | None = None, force: bool = False, progress: bool = True, tag: str | None = None) -> Path:
     """Run notebook ``name`` at ``profile``; returns its report folder, ``reports/<profile>/<name>``, or
     ``<name>_<tag>`` for a variant (other methods, datasets...) that must not replace the default report."""
@@ -70,7 +71,8 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
         raise UnknownNameError(f"unknown notebook {name!r}; choose one of: {', '.join(names)} (or all)")
     if tag is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
         raise ConfigError(f"tag {tag!r} must be letters, digits, '_', '.' or '-' (it names a folder)")
-    out = Path(reports_root) / profile / (name if tag is None else f"{name}_{tag}")
+    reports_root = Path(reports_root) if reports_root is not None else store.reports_dir()
+    out = reports_root / profile / (name if tag is None else f"{name}_{tag}")
     params = {"profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {}), **(parameters or {}),
               "out_dir": str(out.resolve())}
     stamp = out / "reproduce.json"
@@ -96,12 +98,21 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     # earlier runs cost; a report made with other parameters is replaced, not counted as an earlier run
     earlier = (before.get("earlier", []) + [{k: before[k] for k in ("seconds", "finished_utc", "commit") if k in before}]
                if same else [])
-    atomic_write_json({"notebook": name, "parameters": {**params, "out_dir": out.as_posix()},
+    atomic_write_json({"notebook": name, "parameters": {**params, "out_dir": _relative_to_store(out)},
                        "seconds": round(time.time() - t0, 1), "commit": git_commit(),
                        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        **({"earlier": earlier} if earlier else {})}, stamp)
     write_index(reports_root)
     return out
+
+
+def _relative_to_store(out: Path) -> str:
+    """The report folder relative to the store root when inside it (a checkout elsewhere still
+    recognises the report), else as given."""
+    try:
+        return out.resolve().relative_to(store.root()).as_posix()
+    except ValueError:
+        return out.as_posix()
 
 
 def _same_run(stamped: dict, params: dict) -> bool:

@@ -8,6 +8,7 @@ writes [0,1] pixels instead) plus a ``meta.json`` that says which.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -75,11 +76,13 @@ class SyntheticSet:
         if not path.is_file():
             raise ArtefactError(f"no synthetic set at {path}")
         d = load_artefact(path, FORMAT, "synthetic set", "re-run `ddcmi distill` to recreate it")
-        names = [f.name for f in cls.__dataclass_fields__.values()]
-        missing = [n for n in names if n not in d]
+        fields = list(dataclasses.fields(cls))
+        # a field added later with a default may be absent from an older file; a required one may not
+        missing = [f.name for f in fields if f.name not in d and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
         if missing:
             raise ArtefactError(f"{path} lacks the fields {missing}; it is truncated or from another version")
-        s = cls(**{n: d[n] for n in names})
+        s = cls(**{f.name: d[f.name] for f in fields if f.name in d})
         s.mean, s.std = tuple(s.mean), tuple(s.std)
         if expect_dataset is not None and s.dataset != expect_dataset:
             raise ArtefactError(f"{path} holds a {s.dataset} synthetic set, not {expect_dataset}")

@@ -108,11 +108,12 @@ def device_name(device: torch.device) -> str:
 
 
 def provenance(device: torch.device, started: float | None = None) -> dict:
-    from . import __version__
+    from . import __version__, _malloc
 
     out = {"ddcmi_version": __version__, "git_commit": git_commit(), "torch_version": str(torch.__version__),
            "python": platform.python_version(), "device": device_name(device), "host": platform.node(),
-           "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+           "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "threads": torch.get_num_threads(), "cpu_allocator": _malloc.status().get("reason")}
     if started is not None:
         out["wall_time_s"] = round(time.time() - started, 2)
     return out

@@ -4,7 +4,8 @@ import pytest
 
 import ddcmi
 from ddcmi.cli import main
-from ddcmi.profiles import PAPER_LAMBDA, make_config, paper_lambda
+from ddcmi.methods import DMMatching
+from ddcmi.profiles import make_config, paper_lambda
 
 
 def test_paper_profile_is_the_published_setting():
@@ -22,7 +23,7 @@ def test_paper_profile_is_the_published_setting():
 
 def test_unpublished_lambda_is_borrowed_and_says_so():
     w, note = paper_lambda("dm", "cifar10", 1)
-    assert w == PAPER_LAMBDA[("dm", "cifar10", 10)] and "not published" in note
+    assert w == DMMatching.paper_lambda[("cifar10", 10)] and "not published" in note
     assert "not published" in make_config("paper", "mnist", "dm+cmi", 10).cmi.weight_note
 
 

@@ -85,9 +85,9 @@ def test_nan_loss_stops_with_a_clear_error(mnist, tmp_path):
     original = d.method.loss_and_backward
     calls = {"n": 0}
 
-    def nan_on_third(images, labels, g):
+    def nan_on_third(images, labels, draws):
         calls["n"] += 1
-        out = original(images, labels, g)
+        out = original(images, labels, draws)
         return {"match": float("nan")} if calls["n"] == 3 else out
 
     d.method.loss_and_backward = nan_on_third

@@ -107,7 +107,7 @@ def test_the_comparison_takes_gradient_matching_methods(mnist, tmp_path, monkeyp
         assert 0.1 < r["accuracy"]["mean"] <= 1 and r["cmi_feature"]["mean"] > 0  # 4 decoded images per class
     assert (tmp_path / "out" / "table.md").exists() and not list((tmp_path / "out").glob("*.png"))
     # the same cell again (a later session, runs folder lost): the report is reused, nothing is recomputed
-    monkeypatch.setattr("ddcmi.experiments.setup", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("ddcmi.experiments.cells.setup", lambda *a, **k: 1 / 0)
     again = compare_methods("mnist", 1, "smoke", ("idc", "idc+cmi"), overrides=["iterations=1", "outer_loop=1",
                             "eval.num_models=1"], out_dir=tmp_path / "out", progress=False, grids=False, reuse=True)
     assert again["reused"] and again["methods"] == json.loads(json.dumps(m["methods"]))
@@ -148,7 +148,7 @@ def test_a_stopped_comparison_keeps_its_finished_methods(mnist, tmp_path, monkey
             raise KeyboardInterrupt
         computed.append(cfg.method)
         return real_run(cfg, *a, **k)
-    monkeypatch.setattr(ex, "run_or_resume", stop_at_cmi)
+    monkeypatch.setattr(ex.cells, "run_or_resume", stop_at_cmi)
     with pytest.raises(KeyboardInterrupt):
         ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi"), **args)
     partial = json.loads((tmp_path / "cell" / "partial.json").read_text())
@@ -158,7 +158,7 @@ def test_a_stopped_comparison_keeps_its_finished_methods(mnist, tmp_path, monkey
     import shutil
     shutil.rmtree(tmp_path / "runs")  # the session ended
     computed.clear()
-    monkeypatch.setattr(ex, "run_or_resume", lambda cfg, *a, **k: computed.append(cfg.method) or real_run(cfg, *a, **k))
+    monkeypatch.setattr(ex.cells, "run_or_resume", lambda cfg, *a, **k: computed.append(cfg.method) or real_run(cfg, *a, **k))
     m = ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi"), **args)
     assert computed == ["dm+cmi"] and m["reused_methods"] == ["dm"] and m["complete"]
     assert m["methods"]["dm"]["accuracy"] == partial["methods"]["dm"]["accuracy"]
@@ -168,7 +168,7 @@ def test_a_stopped_comparison_keeps_its_finished_methods(mnist, tmp_path, monkey
     # the same comparison again: the whole report is reused; one more method: only that one is computed
     computed.clear()
     assert ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi"), **args)["reused"] and computed == []
-    monkeypatch.setattr(ex, "run_or_resume", lambda cfg, *a, **k: computed.append(cfg.method) or 1 / 0)
+    monkeypatch.setattr(ex.cells, "run_or_resume", lambda cfg, *a, **k: computed.append(cfg.method) or 1 / 0)
     with pytest.raises(ZeroDivisionError):
         ex.compare_methods("mnist", 2, "smoke", ("dm", "dm+cmi", "dsa"), **args)
     assert computed == ["dsa"]

@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+from ddcmi.rng import Draws
+
 import ddcmi
 from ddcmi import Distiller, make_config
 from ddcmi.evaluate import evaluate_synset
@@ -79,7 +81,7 @@ def test_batchnorm_statistics_come_from_real_images_and_stay_frozen(mnist):
 
     m._freeze_bn_from_real = record
     images = mnist.real_sampler().initial_images(2, g)[0].requires_grad_(True)
-    m.loss_and_backward(images, torch.arange(10).repeat_interleave(2), g)
+    m.loss_and_backward(images, torch.arange(10).repeat_interleave(2), Draws(0, 1), 0)
     assert len(frozen) == 1
     assert all(torch.equal(a, b.running_mean) for a, b in zip(frozen[0], bns))  # unchanged while matching
     assert images.grad is not None and images.grad.abs().sum() > 0

@@ -6,40 +6,55 @@ import torch
 
 from ..augment import DSA
 from ..models import create_model, init_weights_
-from . import METHODS, MatchingMethod
+from . import register
+from .base import MatchingMethod
 
 
-@METHODS.register("dm")
+@register("dm")
 class DMMatching(MatchingMethod):
     """loss = sum_c || mean embed(real_c) - mean embed(syn_c) ||^2, one new random network per step.
 
-    Speed without changing the method: the network is one module re-drawn in place from the run's
-    generator (no construction per step), its weights never need gradients, the real images are
-    embedded under ``no_grad``, and the loss is back-propagated class by class (bounded memory)."""
+    Speed without changing the method: the network is one module re-drawn in place from the
+    iteration's generator (no construction per step), its weights never need gradients, the real
+    images are embedded under ``no_grad``, and the loss is back-propagated class by class (bounded
+    memory)."""
 
-    def __init__(self, config, dataset, sampler, device):
-        self.config, self.sampler, self.device = config, sampler, device
-        self.num_classes = dataset.num_classes
+    # method.md section 5 (feature-space CMI, ResNet-18 proxies); cifar10_jpeg shares CIFAR-10's
+    paper_lambda = {("cifar10", 10): 8000, ("cifar10", 50): 2000, ("cifar100", 10): 2000, ("cifar100", 50): 500,
+                    ("svhn", 10): 18000, ("svhn", 50): 500}
+    cpu_lambda = 5000.0
+    cpu_lambda_note = ("cpu profile: set so lambda*|grad CMI| ~ |grad DM| at init with the quarter-width "
+                       "ResNet-18 proxies (docs/profiles.md)")
+
+    @classmethod
+    def defaults(cls, profile: str, dataset: str, ipc: int) -> dict:
+        paper = {"iterations": 20_000, "lr_img": 1.0, "momentum": 0.5, "real_per_class": 256}
+        if profile == "paper":
+            return {**paper, "checkpoint_every": 500}
+        if profile == "cpu":  # 600 iterations on 64 real images per class (docs/profiles.md)
+            return {**paper, "iterations": 600, "real_per_class": 64, "checkpoint_every": 50}
+        return {**paper, "iterations": 10, "real_per_class": 16, "checkpoint_every": 5}
+
+    def __init__(self, config, dataset, sampler, device, classes=None):
+        super().__init__(config, dataset, sampler, device, classes)
         self.net = create_model(config.net, dataset.channels, dataset.num_classes, dataset.image_size,
                                 **config.net_kwargs).to(device)
         self.net.requires_grad_(False)
         self.embed = torch.compile(self.net.embed) if config.compile else self.net.embed
         self.dsa = DSA(config.dsa)
 
-    def iteration(self, images, labels, generator, update) -> list[dict]:
+    def iteration(self, images, labels, draws, update) -> list[dict]:
         """One image update per iteration."""
-        return [update(self.loss_and_backward(images, labels, generator))]
+        return [update(self.loss_and_backward(images, labels, draws))]
 
-    def loss_and_backward(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> dict:
-        init_weights_(self.net, generator)
+    def loss_and_backward(self, images: torch.Tensor, labels: torch.Tensor, draws) -> dict:
+        init_weights_(self.net, draws("net"))
         self.net.train()
         total = 0.0
-        for c in range(self.num_classes):
-            real = self.sampler.sample(c, self.config.real_per_class, generator)
-            syn = images[labels == c]
-            if self.dsa.enabled:
-                params = self.dsa.sample(real.shape, generator, siamese=True)
-                real, syn = self.dsa.apply(real, params), self.dsa.apply(syn, params)
+        for c in self.classes:
+            g = draws("class", c)  # real sample, then the Siamese DSA draw
+            real = self.sampler.sample(c, self.config.real_per_class, g)
+            real, syn = self.dsa.siamese(real, images[labels == c], g)
             with torch.no_grad():
                 real_mean = self.embed(real).mean(0)
             loss = ((real_mean - self.embed(syn).mean(0)) ** 2).sum()

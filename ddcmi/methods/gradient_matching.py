@@ -8,14 +8,18 @@ running statistics from real images and then freeze them, before each update.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..augment import DSA
+from ..augment import DSA, DSAConfig
 from ..errors import ConfigError
 from ..models import create_model, has_batchnorm, init_weights_
-from . import METHODS, MatchingMethod
+from ..train import epoch_batches, sgd_steps
+from . import register
+from .base import MatchingMethod
 
 # (outer_loop, inner_loop) by IPC in the releases
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -50,15 +54,43 @@ def class_gradient_distance(net, params, real, syn, c: int, distance) -> torch.T
     return distance(g_real, g_syn)
 
 
-@METHODS.register("dc")
+@register("dc")
 class DCMatching(MatchingMethod):
     """DC (no augmentation unless a strategy is given explicitly)."""
 
     augment = False
+    trains_on_whole_set = True  # the network between updates sees every class's pixels
+    # method.md section 5
+    paper_lambda = {("cifar10", 10): 50000, ("cifar10", 50): 10000}
+    # the same gradient-scale rule as DM, measured on mnist: 26,850 for DSA (docs/profiles.md)
+    cpu_lambda = 25000.0
+    cpu_lambda_note = ("cpu profile: set so lambda*|grad CMI| ~ |grad match| at init with the quarter-width "
+                       "ResNet-18 proxies (docs/profiles.md)")
+    # DC/DSA at `cpu` keep the published number of image updates per iteration but train the network
+    # for at most this many epochs between them (the published 50 at IPC 10 cost 3 min per iteration)
+    cpu_max_inner_loop = 10
 
-    def __init__(self, config, dataset, sampler, device):
-        self.config, self.sampler, self.device = config, sampler, device
-        self.num_classes = dataset.num_classes
+    @classmethod
+    def defaults(cls, profile: str, dataset: str, ipc: int) -> dict:
+        paper = {"iterations": 1000, "lr_img": 0.1, "momentum": 0.5, "real_per_class": 256, "lr_net": 0.01}
+        if profile == "paper":
+            return {**paper, "checkpoint_every": 25}
+        if profile == "cpu":  # the published schedule, recorded explicitly, the inner loop capped
+            outer, inner = loops_for(ipc) if ipc in LOOPS else (0, 0)
+            return {**paper, "iterations": 20, "real_per_class": 32, "outer_loop": outer,
+                    "inner_loop": min(inner, cls.cpu_max_inner_loop), "checkpoint_every": 5}
+        return {**paper, "iterations": 2, "real_per_class": 16, "outer_loop": 2, "inner_loop": 2, "checkpoint_every": 5}
+
+    @classmethod
+    def eval_recipe(cls, eval_config, profile: str):
+        """DC sets are evaluated without augmentation, for 300 epochs at ``paper`` (method.md section 6)."""
+        if cls.augment:
+            return eval_config
+        return dataclasses.replace(eval_config, dsa=DSAConfig(strategy="none"),
+                                   epochs=300 if profile == "paper" else eval_config.epochs)
+
+    def __init__(self, config, dataset, sampler, device, classes=None):
+        super().__init__(config, dataset, sampler, device, classes)
         self.net = create_model(config.net, dataset.channels, dataset.num_classes, dataset.image_size,
                                 **config.net_kwargs).to(device)
         self.dsa = DSA(config.dsa)
@@ -67,12 +99,6 @@ class DCMatching(MatchingMethod):
         self.outer, self.inner = (config.outer_loop, config.inner_loop) if config.outer_loop else loops_for(config.ipc)
         self.params = list(self.net.parameters())
         self.bn = has_batchnorm(self.net)
-
-    def _augment(self, real, syn, generator):
-        if not (self.augment and self.dsa.enabled):
-            return real, syn
-        p = self.dsa.sample(real.shape, generator, siamese=True)
-        return self.dsa.apply(real, p), self.dsa.apply(syn, p)
 
     def _freeze_bn_from_real(self, generator):
         """Running statistics from 16 real images per class, then BN layers in eval mode."""
@@ -84,48 +110,46 @@ class DCMatching(MatchingMethod):
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
 
-    def loss_and_backward(self, images, labels, generator) -> dict:
-        if self.bn:
-            self._freeze_bn_from_real(generator)
+    def loss_and_backward(self, images, labels, draws, update_index: int) -> dict:
+        if self.bn:  # shared by all classes: the same draw in every process
+            self._freeze_bn_from_real(draws("bn", step=update_index))
         total = 0.0
-        for c in range(self.num_classes):
-            real = self.sampler.sample(c, self.config.real_per_class, generator)
+        for c in self.classes:
+            g = draws("class", c, step=update_index)
+            real = self.sampler.sample(c, self.config.real_per_class, g)
             syn = images[labels == c]
-            real, syn = self._augment(real, syn, generator)
+            if self.augment:
+                real, syn = self.dsa.siamese(real, syn, g)
             loss = class_gradient_distance(self.net, self.params, real, syn, c, gradient_distance)
             loss.backward(inputs=[images])  # gradients for the pixels only, not the network
             total += float(loss.detach())
         return {"match": total}
 
     def train_inner(self, images, labels, optimizer, generator) -> None:
-        """``inner_loop`` epochs of the network on the (detached) synthetic set, batch 256."""
+        """``inner_loop`` epochs of the network on the (detached) whole synthetic set, batch 256."""
         x, y = images.detach(), labels
+        dsa = self.dsa if self.augment else None
         self.net.train()
         for _ in range(self.inner):
-            order = torch.randperm(len(y), generator=generator).to(self.device)
-            for s in range(0, len(y), 256):
-                idx = order[s:s + 256]
-                xb = self.dsa(x[idx], generator, siamese=False) if self.augment and self.dsa.enabled else x[idx]
-                loss = F.cross_entropy(self.net(xb), y[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            sgd_steps(self.net, optimizer, epoch_batches(x, y, 256, generator), generator, dsa)
 
-    def iteration(self, images, labels, generator, update) -> list[dict]:
-        init_weights_(self.net, generator)
+    def iteration(self, images, labels, draws, update) -> list[dict]:
+        init_weights_(self.net, draws("net"))
         self.net.train()
         net_opt = torch.optim.SGD(self.net.parameters(), lr=self.config.lr_net)
         out = []
         for ol in range(self.outer):
-            out.append(update(self.loss_and_backward(images, labels, generator)))
+            out.append(update(self.loss_and_backward(images, labels, draws, ol)))
             if ol == self.outer - 1:
                 break
-            self.train_inner(images, labels, net_opt, generator)
+            self.train_inner(images, labels, net_opt, draws("inner", step=ol))
         return out
 
 
-@METHODS.register("dsa")
+@register("dsa")
 class DSAMatching(DCMatching):
     """DSA: DC's gradient matching with Siamese augmentation of real and synthetic batches."""
 
     augment = True
+    paper_lambda = {("cifar10", 10): 50000, ("cifar10", 50): 10000, ("cifar100", 10): 80000, ("cifar100", 50): 20000,
+                    ("svhn", 10): 80000, ("svhn", 50): 10000}

@@ -20,8 +20,11 @@ import torch.nn.functional as F
 from ..augment import DSA
 from ..data import denormalize, normalize
 from ..errors import ConfigError
+from ..evaluate import idc_recipe
 from ..models import create_model, init_weights_
-from . import METHODS, MatchingMethod
+from ..train import sgd_steps
+from . import register
+from .base import MatchingMethod
 from .gradient_matching import class_gradient_distance
 
 FACTOR = 2
@@ -70,14 +73,40 @@ def mse_distance(grads_real: list[torch.Tensor], grads_syn: list[torch.Tensor]) 
     return sum(((gr - gs) ** 2).sum() for gr, gs in zip(grads_real, grads_syn))
 
 
-@METHODS.register("idc")
+@register("idc")
 class IDCMatching(MatchingMethod):
     factor = FACTOR
+    # method.md section 5
+    paper_lambda = {("cifar10", 10): 100, ("cifar10", 50): 50, ("cifar100", 10): 100, ("cifar100", 50): 50,
+                    ("svhn", 10): 50, ("svhn", 50): 50}
+    # the gradient-scale rule of DM, measured on mnist: 1,555 (docs/profiles.md)
+    cpu_lambda = 1500.0
+    cpu_lambda_note = ("cpu profile: set so lambda*|grad CMI| ~ |grad match| at init with the quarter-width "
+                       "ResNet-18 proxies (docs/profiles.md)")
 
-    def __init__(self, config, dataset, sampler, device):
-        self.config, self.sampler, self.device = config, sampler, device
+    @classmethod
+    def defaults(cls, profile: str, dataset: str, ipc: int) -> dict:
+        # 2000 outer iterations, lr_img 5e-3 x IPC/10 on [0,1] pixels (method.md section 4). Not pinned
+        # there, chosen here: 100 rounds of class updates per iteration, 5 network steps on 128 real
+        # images between rounds, 128 real images per class per update.
+        paper = {"iterations": 2000, "lr_img": 5e-3 * ipc / 10, "momentum": 0.5, "real_per_class": 128,
+                 "lr_net": 0.01, "outer_loop": 100, "inner_loop": 5}
+        if profile == "paper":
+            return {**paper, "checkpoint_every": 25}
+        if profile == "cpu":
+            return {**paper, "iterations": 20, "real_per_class": 32, "outer_loop": 5, "inner_loop": 5,
+                    "checkpoint_every": 5}
+        return {**paper, "iterations": 2, "real_per_class": 16, "outer_loop": 2, "inner_loop": 2, "checkpoint_every": 5}
+
+    @classmethod
+    def eval_recipe(cls, eval_config, profile: str):
+        """IDC's own recipe (batch 64, CutMix, multi-step lr; method.md section 6); the standard
+        protocol beside it is ``ddcmi.evaluate.standard_recipe``."""
+        return idc_recipe(eval_config)
+
+    def __init__(self, config, dataset, sampler, device, classes=None):
+        super().__init__(config, dataset, sampler, device, classes)
         self.mean, self.std = dataset.mean, dataset.std
-        self.num_classes = dataset.num_classes
         if config.outer_loop < 1 or config.inner_loop < 0:
             raise ConfigError("IDC needs outer_loop >= 1 (rounds of class updates per iteration) and inner_loop >= 0 "
                               "(network steps on real data between rounds); the profiles set both")
@@ -87,11 +116,11 @@ class IDCMatching(MatchingMethod):
         self.dsa = DSA(config.dsa)
 
     # ------------------------------------------------------------------ parameterisation
-    def initial(self, ipc: int, generator):
+    def initial(self, ipc: int, draws):
         """Each storage image tiles f^2 distinct random real images of its class, downsampled; [0,1] pixels."""
         f2 = self.factor * self.factor
         self.sampler.check_ipc(ipc * f2)
-        real = torch.cat([self.sampler.sample(c, ipc * f2, generator) for c in range(self.num_classes)])
+        real = torch.cat([self.sampler.sample(c, ipc * f2, draws("init", c)) for c in range(self.num_classes)])
         storage = encode(denormalize(real, self.mean, self.std).clamp(0, 1), self.factor).clamp(0, 1)
         labels = torch.arange(self.num_classes, device=storage.device).repeat_interleave(ipc)
         return storage, labels
@@ -104,37 +133,41 @@ class IDCMatching(MatchingMethod):
         images.clamp_(0, 1)
 
     # ------------------------------------------------------------------ one outer iteration
-    def iteration(self, images, labels, generator, update) -> list[dict]:
-        init_weights_(self.net, generator)
+    def iteration(self, images, labels, draws, update) -> list[dict]:
+        """Rounds of one update per class, in class order (every process steps through all of them:
+        momentum moves every image at every step, as in the release), the network trained on real
+        images between rounds."""
+        init_weights_(self.net, draws("net"))
         self.net.train()
         net_opt = torch.optim.SGD(self.net.parameters(), lr=self.config.lr_net, momentum=0.9, weight_decay=5e-4)
         out = []
         for r in range(self.config.outer_loop):
             for c in range(self.num_classes):
-                out.append(update(self.class_loss_and_backward(images, labels, c, generator),
-                                  *self.synthetic(images[labels == c], labels[labels == c]), new_proxy=c == 0))
+                if c not in self.classes:
+                    out.append(update(None, new_proxy=c == 0))
+                    continue
+                mine = labels == c
+                out.append(update(self.class_loss_and_backward(images, labels, c, draws("class", c, step=r)),
+                                  *self.synthetic(images[mine], labels[mine]), new_proxy=c == 0))
             if r < self.config.outer_loop - 1:
-                self.train_on_real(net_opt, generator)
+                self.train_on_real(net_opt, draws("train", step=r))
         return out
 
     def class_loss_and_backward(self, images, labels, c: int, generator) -> dict:
         real = self.sampler.sample(c, self.config.real_per_class, generator)
         syn, _ = self.synthetic(images[labels == c], labels[labels == c])
-        if self.dsa.enabled:
-            p = self.dsa.sample(real.shape, generator, siamese=True)
-            real, syn = self.dsa.apply(real, p), self.dsa.apply(syn, p)
+        real, syn = self.dsa.siamese(real, syn, generator)
         loss = class_gradient_distance(self.net, self.conv_params, real, syn, c, mse_distance)
         loss.backward(inputs=[images])
         return {"match": float(loss.detach())}
 
     def train_on_real(self, optimizer, generator) -> None:
+        """``inner_loop`` SGD steps on real batches spread evenly over all classes (shared work)."""
         per_class = max(1, REAL_BATCH // self.num_classes)
-        for _ in range(self.config.inner_loop):
-            x = torch.cat([self.sampler.sample(c, per_class, generator) for c in range(self.num_classes)])
-            y = torch.arange(self.num_classes, device=x.device).repeat_interleave(per_class)
-            if self.dsa.enabled:
-                x = self.dsa(x, generator, siamese=False)
-            loss = F.cross_entropy(self.net(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+
+        def batches():
+            for _ in range(self.config.inner_loop):
+                x = torch.cat([self.sampler.sample(c, per_class, generator) for c in range(self.num_classes)])
+                yield x, torch.arange(self.num_classes, device=x.device).repeat_interleave(per_class)
+
+        sgd_steps(self.net, optimizer, batches(), generator, self.dsa)

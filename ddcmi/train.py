@@ -1,0 +1,118 @@
+"""The one training loop: proxy pools, evaluation networks, DC/DSA's inner loop, IDC's network
+training on real data (and later IDM's queue and MTT's experts) all train through it.
+
+- :func:`sgd_steps`: the inner loop over given batches: optional DSA (an independent draw per image),
+  optional CutMix, cross-entropy, ``zero_grad`` / ``backward`` / ``step``;
+- :func:`epoch_batches`: one epoch of a fixed tensor set in a random order from an explicit generator;
+- :func:`train_epochs`: whole epochs with the protocol's step schedule (lr x ``lr_gamma`` at the
+  fractions ``lr_milestones`` of the epochs), resumable at an epoch (``start_epoch``, ``on_epoch``
+  called after each one: where a caller checkpoints).
+
+Every random draw comes from the ``generator`` passed in, in a fixed order (per epoch: the order,
+then per batch: DSA, then CutMix), so a seed gives the same network on any device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .augment import DSA, DSAConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An SGD recipe. The evaluation protocol, the proxy recipe and the inner loops are instances."""
+
+    epochs: int = 1
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    lr_milestones: tuple[float, ...] = ()
+    lr_gamma: float = 0.1
+    cutmix_prob: float = 0.0
+    dsa: DSAConfig = field(default_factory=lambda: DSAConfig(strategy="none"))
+
+    def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+
+def cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
+    """CutMix with a Beta(1, 1) area: a random box of a shuffled batch pasted in; returns the mixed
+    batch, both label sets and the kept fraction of the area."""
+    n, _, h, w = x.shape
+    lam = float(torch.rand((), generator=generator))
+    ch, cw = int(h * (1 - lam) ** 0.5), int(w * (1 - lam) ** 0.5)
+    cy, cx = (int(v) for v in torch.randint(0, h, (1,), generator=generator).tolist() +
+              torch.randint(0, w, (1,), generator=generator).tolist())
+    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    perm = torch.randperm(n, generator=generator).to(x.device)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+    return x, y, y[perm], 1 - (y1 - y0) * (x1 - x0) / (h * w)
+
+
+def epoch_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator:
+    """One epoch over (x, y) in a random order drawn from ``generator``."""
+    order = torch.randperm(len(y), generator=generator).to(x.device)
+    for s in range(0, len(y), batch_size):
+        idx = order[s:s + batch_size]
+        yield x[idx], y[idx]
+
+
+def sgd_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, generator: torch.Generator,
+              dsa: DSA | None = None, cutmix_prob: float = 0.0, on_step: Callable[[], None] | None = None) -> int:
+    """One optimiser step per batch; returns the number of steps."""
+    steps = 0
+    for xb, yb in batches:
+        if dsa is not None and dsa.enabled:
+            xb = dsa(xb, generator, siamese=False)
+        if cutmix_prob > 0 and float(torch.rand((), generator=generator)) < cutmix_prob:
+            xb, ya, yc, keep = cutmix(xb, yb, generator)
+            out = model(xb)
+            loss = keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yc)
+        else:
+            loss = F.cross_entropy(model(xb), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        if on_step is not None:
+            on_step()
+    return steps
+
+
+def train_epochs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, generator: torch.Generator,
+                 optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0,
+                 on_epoch: Callable[[int, torch.optim.Optimizer], None] | None = None,
+                 progress: bool = False, desc: str = "train") -> torch.nn.Module:
+    """``recipe.epochs`` epochs of SGD on (x, y) (from ``start_epoch`` when resuming: the caller
+    restores the model, the optimiser and the generator saved by ``on_epoch``). Returns the model in
+    train mode; callers switch to eval."""
+    optimizer = optimizer or recipe.optimizer(model)
+    decay_epochs = {int(f * recipe.epochs) for f in recipe.lr_milestones}
+    if start_epoch:  # the schedule of the epochs already done, multiplied in the same order
+        lr = recipe.lr
+        for _ in sorted(e for e in decay_epochs if e < start_epoch):
+            lr *= recipe.lr_gamma
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    dsa = DSA(recipe.dsa)
+    steps_per_epoch = (len(y) + recipe.batch_size - 1) // recipe.batch_size
+    bar = tqdm(total=recipe.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=desc,
+               leave=False, disable=not progress)
+    model.train()
+    for epoch in range(start_epoch, recipe.epochs):
+        if epoch in decay_epochs:
+            for group in optimizer.param_groups:
+                group["lr"] *= recipe.lr_gamma
+        sgd_steps(model, optimizer, epoch_batches(x, y, recipe.batch_size, generator), generator, dsa,
+                  recipe.cutmix_prob, on_step=bar.update)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, optimizer)
+    bar.close()
+    return model
