@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ddcmi", description="Dataset distillation with class-aware CMI (ICLR 2025).",
                                  epilog=EPILOG)
     ap.add_argument("--version", action="version", version=f"ddcmi {__version__}")
+    ap.add_argument("--store", default=None, metavar="DIR",
+                    help="root of the run store (runs, pools, evaluations, reports); default $DDCMI_STORE, else the "
+                         "project root of a checkout, else ~/.local/share/ddcmi (see `ddcmi store`)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("datasets", help="list registered datasets and where they are looked for", epilog=EPILOG)
@@ -114,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.store:
+        from . import store
+        store.use(args.store)
     try:
         return {"datasets": cmd_datasets, "distill": cmd_distill, "evaluate": cmd_evaluate, "cmi": cmd_cmi,
                 "pool": cmd_pool, "compare": cmd_compare, "reproduce": cmd_reproduce, "config": cmd_config,

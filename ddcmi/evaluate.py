@@ -52,6 +52,12 @@ def idc_recipe(config: EvalConfig) -> EvalConfig:
     return dataclasses.replace(config, **IDC_RECIPE)
 
 
+def standard_recipe(config: EvalConfig) -> EvalConfig:
+    """``config`` with the standard protocol's training recipe (same architecture, epochs, networks,
+    augmentation and test set): what every method is compared with, beside a method's own recipe."""
+    return dataclasses.replace(config, **{k: getattr(EvalConfig(), k) for k in IDC_RECIPE})
+
+
 def recipe_key(config: EvalConfig) -> dict:
     """The fields of ``config`` that differ from the defaults: a stable key for cached results (a field
     added later with a default never changes the key of what was computed before)."""

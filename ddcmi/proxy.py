@@ -23,6 +23,7 @@ from .keys import config_key, same_config
 from .utils import atomic_torch_save, atomic_write_json, load_artefact, provenance, slug
 
 FORMAT = "ddcmi-proxy-v1"
+PARTIAL_FORMAT = "ddcmi-proxy-partial-v1"  # a member in training, after some epochs
 
 
 @dataclass(frozen=True)
@@ -86,15 +87,27 @@ class ProxyPool:
         if missing:
             x, y = _training_split(dataset, config, device)
             xt, yt = dataset.normalize(dataset.test.images, device), dataset.test.labels.to(device)
-            bar = tqdm(missing, desc=f"proxy pool {config.key()}", disable=not progress)
+            bar = tqdm(missing, desc=f"proxy pool {config.key()}", initial=config.count - len(missing),
+                       total=config.count, disable=not progress)
             for i in bar:
                 t0 = time.time()
-                model = _train_member(config, dataset, x, y, i, device, progress)
+                try:
+                    model = _train_member(config, dataset, x, y, i, device, progress, d)
+                except KeyboardInterrupt:
+                    bar.close()
+                    done = sum((d / f"member_{k:04d}.pt").exists() for k in range(config.count))
+                    partial = _partial(d, i)
+                    epoch = load_artefact(partial, PARTIAL_FORMAT, "partial member", "delete it")["epoch"] \
+                        if partial.exists() else 0
+                    raise KeyboardInterrupt(f"proxy pool {d}: {done} of {config.count} members kept, member {i} kept "
+                                            f"after {epoch} of {config.epochs} epochs; run the same command again "
+                                            f"to resume") from None
                 acc = accuracy(model, xt, yt)
                 bar.set_postfix(test_acc=f"{acc:.3f}")
                 atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(config), "index": i,
                                    "state_dict": model.state_dict(), "test_acc": acc,
                                    "train_seconds": round(time.time() - t0, 1)}, d / f"member_{i:04d}.pt")
+                _partial(d, i).unlink(missing_ok=True)
         return cls.load(config, dataset, device, root)
 
     @classmethod
@@ -144,12 +157,36 @@ def _training_split(dataset: Dataset, config: PoolConfig, device):
     return dataset.normalize(dataset.train.images, device), dataset.train.labels.to(device)
 
 
-def _train_member(config: PoolConfig, dataset: Dataset, x, y, index: int, device, progress: bool) -> DDNet:
+def _partial(d: Path, index: int) -> Path:
+    return d / f"member_{index:04d}.partial.pt"
+
+
+def _train_member(config: PoolConfig, dataset: Dataset, x, y, index: int, device, progress: bool,
+                  directory: Path | None = None) -> DDNet:
+    """One member with the release's recipe; with ``directory``, checkpointed after every epoch
+    (model, optimiser, generator) and resumed from there, so an interrupted member loses at most an epoch."""
     g = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
     model = init_weights_(_new_member(config, dataset), g).to(device)
     recipe = Recipe(epochs=config.epochs, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                     batch_size=config.batch_size)
-    return train_epochs(model, x, y, recipe, g, progress=progress, desc=f"member {index}").eval()
+    opt, start = recipe.optimizer(model), 0
+    path = None if directory is None else _partial(directory, index)
+    if path is not None and path.exists():
+        saved = load_artefact(path, PARTIAL_FORMAT, "partial proxy member", f"delete {path} (that member restarts)")
+        if same_config(saved.get("config") or {}, config) and saved.get("index") == index:
+            model.load_state_dict(saved["state_dict"])
+            opt.load_state_dict(saved["optimizer"])
+            g.set_state(saved["generator"])
+            start = saved["epoch"]
+
+    def checkpoint(epoch: int, optimizer) -> None:
+        if path is not None and epoch < config.epochs:
+            atomic_torch_save({"format": PARTIAL_FORMAT, "config": dataclasses.asdict(config), "index": index,
+                               "epoch": epoch, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "generator": g.get_state()}, path)
+
+    return train_epochs(model, x, y, recipe, g, optimizer=opt, start_epoch=start, on_epoch=checkpoint,
+                        progress=progress, desc=f"member {index}").eval()
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 """The run store: one root for distillation runs, proxy pools, evaluation caches and reports.
 
-The root is, first hit wins: the ``root`` argument; ``$DDCMI_STORE``; the project root when ddcmi
+The root is, first hit wins: the ``root`` argument; ``$DDCMI_STORE`` (set by ``ddcmi --store DIR`` and
+:func:`use`); the project root when ddcmi
 runs from a checkout (the folder holding ``pyproject.toml``, ``ddcmi/`` and ``notebooks/``); else a
 per-user folder (``$XDG_DATA_HOME/ddcmi`` or ``~/.local/share/ddcmi``). So the command line run from
 anywhere in a checkout, ``ddcmi reproduce`` and a notebook opened in JupyterLab (whose working
@@ -47,6 +48,14 @@ def resolve_user_path(value: str | os.PathLike, must_exist: bool = False) -> Pat
     if not here.exists() and root is not None and (root / p).exists():
         return (root / p).resolve()
     return here
+
+
+def use(path: str | os.PathLike) -> Path:
+    """Make ``path`` the store's root for this process and the processes it starts (papermill
+    kernels): what ``ddcmi --store DIR`` does. Returns it, absolute."""
+    resolved = resolve_user_path(path)
+    os.environ[ENV] = str(resolved)
+    return resolved
 
 
 def user_dir() -> Path:

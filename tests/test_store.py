@@ -91,3 +91,11 @@ def test_fresh_removes_only_what_the_run_wrote(tmp_path, capsys, mnist):
     (foreign / "data.csv").write_text("1,2")
     assert main(args[:-3] + ["--out", str(foreign), "--quiet", "--fresh"]) == 2
     assert "not a ddcmi run folder" in capsys.readouterr().err and (foreign / "data.csv").exists()
+
+
+def test_store_argument_wins_and_reaches_child_processes(tmp_path, monkeypatch, capsys):
+    import os
+    monkeypatch.setenv("DDCMI_STORE", os.environ.get("DDCMI_STORE", ""))  # restored after the test
+    assert main(["--store", str(tmp_path / "mine"), "store", "--json"]) == 0
+    assert str(tmp_path / "mine") in capsys.readouterr().out
+    assert os.environ["DDCMI_STORE"] == str(tmp_path / "mine")  # what a papermill kernel inherits

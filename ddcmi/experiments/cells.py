@@ -17,7 +17,7 @@ from pathlib import Path
 from ..cmi import measure_cmi
 from ..config import DistillConfig
 from ..data import Dataset
-from ..evaluate import CROSS_ARCH
+from ..evaluate import CROSS_ARCH, standard_recipe
 from ..profiles import make_config
 from ..proxy import ProxyPool
 from ..utils import atomic_write_json, atomic_write_text, pick_device, provenance, slug
@@ -92,13 +92,17 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
                            "distill_seconds": res.synset.provenance.get("wall_time_s"),
                            "run_dir": str(run_dir_for(cfg)), "config": cfg.to_dict(),
                            "provenance": provenance(dev, m0), "synset": res.synset}
+        standard = standard_recipe(cfg.eval)
+        if standard != cfg.eval:  # a method with its own recipe (IDC): the standard protocol beside it
+            results[method]["accuracy_standard"] = evaluated(res.synset.images, res.synset.labels, ds, standard,
+                                                             cfg.seed, dev, progress)
         if out_dir is not None:
             atomic_write_json(metrics_now(complete=False), Path(out_dir) / "partial.json")
     results = {m: results[m] for m in methods}
     metrics = metrics_now(complete=True)
     if out_dir is not None:
         out = Path(out_dir)
-        rows = [_row(m, r) for m, r in metrics["methods"].items()]
+        rows = _same_columns([_row(m, r) for m, r in metrics["methods"].items()])
         atomic_write_json(metrics, out / "metrics.json")
         atomic_write_text(_markdown_table(rows, metrics), out / "table.md")
         atomic_write_text(rows_to_csv(rows), out / "table.csv")
@@ -125,9 +129,18 @@ def cell_provenance(cells: dict, field: str = "git_commit") -> dict[str, str]:
 
 def _row(method: str, r: dict) -> dict:
     acc, feature, logit = r["accuracy"], r["cmi_feature"], r["cmi_logit"]
-    return {"method": method, "acc_mean_%": round(100 * acc["mean"], 2), "acc_std_%": round(100 * acc["std"], 2),
-            "cmi_feature_nats": round(feature["mean"], 6), "cmi_logit_nats": round(logit["mean"], 4),
+    row = {"method": method, "acc_mean_%": round(100 * acc["mean"], 2), "acc_std_%": round(100 * acc["std"], 2)}
+    if "accuracy_standard" in r:
+        s = r["accuracy_standard"]
+        row["standard_protocol_acc_%"] = f"{100 * s['mean']:.2f} +- {100 * s['std']:.2f}"
+    return {**row, "cmi_feature_nats": round(feature["mean"], 6), "cmi_logit_nats": round(logit["mean"], 4),
             "distill_s": r.get("distill_seconds"), "models": acc["num_models"]}
+
+
+def _same_columns(rows: list[dict]) -> list[dict]:
+    """Every row with every column (empty where a method has no such number), in first-seen order."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    return [{k: r.get(k, "") for k in cols} for r in rows]
 
 
 def _reusable(out_dir, dataset, ipc, profile, methods, seed, overrides) -> tuple[dict | None, dict]:
