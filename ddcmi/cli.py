@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true",
                    help="start again: delete the run's own files in the output folder (nothing else)")
     p.add_argument("--evaluate", action="store_true", help="evaluate the result with the profile's protocol")
+    p.add_argument("--wait", action="store_true", help="if another process works in the run folder, wait for it")
+    p.add_argument("--allow-thread-change", action="store_true",
+                   help="resume a checkpoint written at another CPU thread count (recorded in the history)")
 
     p = sub.add_parser("evaluate", help="train fresh networks on a saved synthetic set and test them", epilog=EPILOG)
     p.add_argument("synset", help="path to a synset.pt")
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _sigterm_as_interrupt()
     if args.store:
         from . import store
         store.use(args.store)
@@ -165,6 +169,18 @@ def cmd_store(args) -> int:
     return 0
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (a scheduler, `kill`) stops like Ctrl-C: the last checkpoint is kept and the message says so."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("(SIGTERM)")
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_datasets(args) -> int:
     from .data import DATASETS, data_roots
     print("Registered datasets:")
@@ -200,15 +216,16 @@ def cmd_distill(args) -> int:
     from .experiments import run_dir_for
     from .utils import atomic_write_json, pick_device
 
-    cfg = _config(args, args.method, args.ipc)  # validates names before any data is read
-    dataset = load_dataset(args.dataset, root=args.data_root)
+    cfg = _config(args, args.method, args.ipc)  # validates names and values before any data is read
     device = pick_device(args.device)
+    dataset = load_dataset(args.dataset, root=args.data_root)
     out = Path(args.out) if args.out else run_dir_for(cfg)
     if args.fresh:
         removed = discard_run(out)
         if removed:
             print(f"--fresh: removed {len(removed)} file(s) this run had written in {out.resolve()}")
-    result = Distiller(cfg, dataset, device=device, out_dir=out, progress=not args.quiet).run()
+    result = Distiller(cfg, dataset, device=device, out_dir=out, progress=not args.quiet, wait=args.wait,
+                       allow_thread_change=args.allow_thread_change).run()
     print(f"synthetic set: {out / 'synset.pt'} ({result.synset.images.shape[0]} images, "
           f"{result.synset.provenance.get('wall_time_s')} s)")
     if args.evaluate:

@@ -229,7 +229,12 @@ def data_roots(root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
     roots: list[tuple[str, Path]] = []
     from .store import resolve_user_path  # relative paths resolved once, shown absolute
     if root is not None:
-        roots.append(("argument root", resolve_user_path(root)))
+        given = resolve_user_path(root)
+        if not given.is_dir():
+            from .errors import DatasetNotFoundError
+            raise DatasetNotFoundError(f"data root {given} (--data-root / root=) does not exist; check the path "
+                                       f"(nothing falls back to $DDCMI_DATA when a root is given)")
+        roots.append(("argument root", given))
     env = os.environ.get("DDCMI_DATA")
     if env:
         roots.append(("DDCMI_DATA", resolve_user_path(env)))
@@ -362,6 +367,9 @@ def _read_npz(path: Path):
         classes = list(d["classes"]) if "classes" in d.files else [str(i) for i in range(int(labels.max()) + 1)]
     if images.dtype != np.uint8:
         raise ConfigError(f"{path}: images must be uint8 (0..255), got {images.dtype}")
+    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or int(labels.min()) < 0):
+        raise ConfigError(f"{path}: labels must be integers 0..C-1, got dtype {labels.dtype} with minimum "
+                          f"{labels.min()}; relabel the classes from 0")
     return images, labels, classes
 
 

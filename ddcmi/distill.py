@@ -9,7 +9,9 @@ curves along the run (CMI, accuracy) are measured afterwards from the same run t
 from __future__ import annotations
 
 import copy
+import json
 import math
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +27,12 @@ from .errors import ArtefactError, ConfigError, DDCMIError, NonFiniteLossError
 from .evaluate import TestSet, evaluate_synset
 from .methods import METHODS, parse_method
 from .keys import non_default
+from .locks import locked
 from .proxy import ProxyPool
 from .rng import RNG_VERSION, Draws
 from .synset import SyntheticSet
-from .utils import atomic_torch_save, atomic_write_json, load_artefact, pick_device, provenance
+from .utils import atomic_torch_save, atomic_write_json, device_name, load_artefact, pick_device, provenance
+from .validate import validate
 
 CHECKPOINT_FORMAT = "ddcmi-checkpoint-v1"
 
@@ -44,11 +48,16 @@ class Distiller:
     def __init__(self, config: DistillConfig, dataset: Dataset, device: torch.device | str | None = None,
                  out_dir: str | Path | None = None, pool: ProxyPool | None = None, progress: bool = True,
                  sampler: RealSampler | None = None, classes: Sequence[int] | None = None,
-                 exchange: Callable[[torch.Tensor], None] | None = None):
+                 exchange: Callable[[torch.Tensor], None] | None = None, wait: bool = False,
+                 allow_thread_change: bool = False):
         """``classes``: compute only these classes (a class-parallel worker); the others' pixels stay as
         they are unless ``exchange(images)`` fills them in (called after every image update of a split
-        run, e.g. an all-gather): what methods that train on the whole set between updates need."""
+        run, e.g. an all-gather): what methods that train on the whole set between updates need.
+        ``wait``: queue behind another process working in ``out_dir`` instead of refusing.
+        ``allow_thread_change``: resume a checkpoint written at another CPU thread count (the results of
+        methods other than DM then depend on where the run was split)."""
         base, with_cmi = parse_method(config.method)
+        validate(config)
         if dataset.name != config.dataset:
             raise ConfigError(f"config is for dataset {config.dataset!r} but {dataset.name!r} was given")
         if config.ipc < 1:
@@ -59,6 +68,7 @@ class Distiller:
             raise ConfigError(f"{config.method} is run without CMI but cmi.weight = {config.cmi.weight}; "
                               f"use method {base}+cmi or cmi.weight=0")
         self.config, self.dataset = config, dataset
+        self.wait, self.allow_thread_change = wait, allow_thread_change
         self.device = pick_device(device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
@@ -119,6 +129,13 @@ class Distiller:
             diff = sorted(k for k in set(mine) | set(old) if k != "eval" and mine.get(k) != old.get(k))
             raise ArtefactError(f"checkpoint {path} belongs to another config (differs in: {', '.join(diff)}); "
                                 f"use another output folder or --fresh to discard it")
+        threads, now = ckpt.get("threads"), torch.get_num_threads()
+        if threads is not None and threads != now and not getattr(self.method, "thread_invariant", False) \
+                and not self.allow_thread_change:
+            raise ArtefactError(f"checkpoint {path} was written with {threads} CPU threads, this process has {now}: "
+                                f"{self.config.method} results depend on the thread count, so resuming here would "
+                                f"continue on another trajectory. Run with {threads} threads (torch.set_num_threads / "
+                                f"OMP_NUM_THREADS={threads}), or pass --allow-thread-change (recorded in the history)")
         ckpt["images"] = ckpt["images"].to(self.device)
         ckpt["labels"] = ckpt["labels"].to(self.device)
         return ckpt
@@ -139,24 +156,51 @@ class Distiller:
 
     # ------------------------------------------------------------------ run
     def run(self) -> DistillResult:
+        """Distill, resume or return the finished run of ``out_dir`` (held locked meanwhile)."""
+        if self.out_dir is None:
+            return self._run()
+        with locked(self.out_dir, wait=self.wait):
+            return self._run()
+
+    def finished(self) -> DistillResult | None:
+        """The finished run in ``out_dir`` (``synset.pt`` and ``config.json`` of this config), else None:
+        recognised without its checkpoint too."""
+        if self.out_dir is None:
+            return None
+        done, conf = self.out_dir / "synset.pt", self.out_dir / "config.json"
+        if not (done.exists() and conf.exists()):
+            return None
+        try:
+            saved = DistillConfig.from_dict(json.loads(conf.read_text())["config"])
+        except (OSError, ValueError, KeyError, TypeError, DDCMIError):
+            return None
+        if saved.key() != self.config.key():
+            return None
+        hist = self.out_dir / "history.json"
+        history = json.loads(hist.read_text()) if hist.exists() else {"steps": [], "evals": []}
+        return DistillResult(SyntheticSet.load(done, expect_dataset=self.config.dataset), history, self.out_dir)
+
+    def _run(self) -> DistillResult:
         cfg = self.config
+        done = self.finished()
+        if done is not None:  # return it as it was made (its own provenance), do no work
+            return done
         state = self._load_checkpoint() or self._fresh_state()
-        finished = self.out_dir / "synset.pt" if self.out_dir is not None else None
-        if state["iteration"] >= cfg.iterations and finished is not None and finished.exists():
-            # a finished run: return it as it was made (its own provenance), do no work
-            return DistillResult(SyntheticSet.load(finished, expect_dataset=cfg.dataset), state["history"],
-                                 self.out_dir)
+        history = state["history"]
+        history.setdefault("segments", []).append(
+            {"from_iteration": state["iteration"], "threads": torch.get_num_threads(), "device": device_name(self.device),
+             "host": platform.node(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         images = state["images"].detach().clone().requires_grad_(True)
         labels = state["labels"]
         self.method.load_state_dict(state.get("method_state") or {})
         opt = torch.optim.SGD([{"params": [images]}, *self.method.param_groups()], lr=cfg.lr_img, momentum=cfg.momentum)
         if state["optimizer"] is not None:
             opt.load_state_dict(state["optimizer"])
-        history = state["history"]
         start_it, t0 = state["iteration"], time.time() - state["elapsed"]
 
         def snapshot(iteration: int, method_state: dict | None = None) -> dict:
             return {"iteration": iteration, "images": images.detach(), "labels": labels, "rng": RNG_VERSION,
+                    "threads": torch.get_num_threads(),
                     "optimizer": opt.state_dict(), "method_state": method_state or self.method.state_dict(),
                     "history": history, "elapsed": time.time() - t0, "initial_images": state["initial_images"]}
 
@@ -207,11 +251,11 @@ class Distiller:
                                     f"run the same command again to resume") from None
         bar.close()
         synset = self._synset(*self._trained_on(images, labels), time.time() - t0)
-        if self.out_dir is not None:
-            synset.save(self.out_dir / "synset.pt")
-            atomic_write_json(history, self.out_dir / "history.json")
-            atomic_write_json({"config": cfg.to_dict(), "provenance": synset.provenance}, self.out_dir / "config.json")
+        if self.out_dir is not None:  # config.json last: it marks the run finished
             atomic_torch_save(state["initial_images"], self.out_dir / "initial_images.pt")
+            atomic_write_json(history, self.out_dir / "history.json")
+            synset.save(self.out_dir / "synset.pt")
+            atomic_write_json({"config": cfg.to_dict(), "provenance": synset.provenance}, self.out_dir / "config.json")
         return DistillResult(synset, history, self.out_dir)
 
     def _rollback_point(self, images, opt) -> tuple:

@@ -26,3 +26,7 @@ class ConfigError(DDCMIError, ValueError):
 
 class NonFiniteLossError(DDCMIError, FloatingPointError):
     """A loss became NaN or infinite during distillation."""
+
+
+class RunLockedError(DDCMIError, RuntimeError):
+    """Another process is working in the same run folder."""

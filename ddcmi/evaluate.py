@@ -96,6 +96,16 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
                     seed: int = 0, device: torch.device | str = "cpu", test_set: TestSet | None = None,
                     progress: bool = True) -> dict:
     """Train ``config.num_models`` fresh networks of ``config.arch``; accuracy mean/std in [0, 1]."""
+    from .errors import ConfigError
+    from .validate import validate
+    validate(config, "evaluation config")
+    want = (dataset.channels, *dataset.image_size)
+    if images.dim() != 4 or tuple(images.shape[1:]) != want:
+        raise ConfigError(f"the set's images are {tuple(images.shape[1:])}, but {dataset.label} ({dataset.name}) images "
+                          f"are {want}: evaluate a set on the dataset it was distilled from")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= dataset.num_classes):
+        raise ConfigError(f"the set's labels span {int(labels.min())}..{int(labels.max())}, but {dataset.name} has "
+                          f"{dataset.num_classes} classes")
     device = torch.device(device)
     test_set = test_set or TestSet(dataset, device, config.test_limit)
     g = torch.Generator().manual_seed(seed)

@@ -28,6 +28,7 @@ from .errors import UnknownNameError
 from .evaluate import EvalConfig
 from .methods import METHODS, parse_method
 from .proxy import PoolConfig
+from .validate import validate
 
 PROFILES = ("smoke", "cpu", "paper")
 
@@ -111,6 +112,7 @@ def resolve_config(profile: str, dataset: str, method: str, ipc: int, seed: int 
                if getattr(recipe, f.name) != getattr(cfg.eval, f.name)}
     layer(changed, f"method {base} (evaluation recipe)")
     cfg = apply_overrides(cfg, overrides)
+    validate(cfg)
     for key in _override_keys(overrides):
         for leaf in _leaves(key, _get(cfg, key)):
             sources[leaf] = "override"

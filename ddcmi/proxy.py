@@ -79,6 +79,8 @@ class ProxyPool:
     def build(cls, config: PoolConfig, dataset: Dataset, device: torch.device | str = "cpu",
               root: str | Path | None = None, progress: bool = True) -> "ProxyPool":
         """Train the members that are not cached yet (resumable), then load the whole pool."""
+        from .validate import validate
+        validate(config, "proxy pool config")
         if dataset.name != config.dataset:
             raise ConfigError(f"pool config is for {config.dataset!r} but the dataset given is {dataset.name!r}")
         device = torch.device(device)

@@ -72,9 +72,23 @@ def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """``None`` or ``"auto"``: CUDA when present, else CPU. Chosen once and passed down."""
+    from .errors import ConfigError
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"unknown device {device!r} ({exc}); use auto, cpu, cuda or cuda:N") from None
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} was asked for, but torch sees no CUDA GPU here; use --device cpu "
+                              f"(or auto, which picks CUDA only when present)")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here "
+                              f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    elif d.type not in ("cpu", "mps"):
+        raise ConfigError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return d
 
 
 # What produces the numbers: a checkout is "dirty" when these differ from its commit. Generated

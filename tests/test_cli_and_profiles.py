@@ -61,10 +61,13 @@ def test_cli_errors_are_clear_and_exit_2(capsys, tmp_path, monkeypatch):
     assert "unknown method 'dmx'" in capsys.readouterr().err
     monkeypatch.delenv("DDCMI_DATA", raising=False)
     monkeypatch.setenv("DDCMI_CACHE", str(tmp_path / "cache"))
-    assert main(["distill", "--dataset", "mnist", "--method", "dm", "--ipc", "1", "--profile", "smoke",
-                 "--data-root", str(tmp_path / "nowhere")]) == 2
+    args = ["distill", "--dataset", "mnist", "--method", "dm", "--ipc", "1", "--profile", "smoke", "--data-root"]
+    assert main(args + [str(tmp_path / "nowhere")]) == 2  # a mistyped root does not fall back to DDCMI_DATA
+    assert "data root" in (err := capsys.readouterr().err) and "nowhere" in err and "does not exist" in err
+    (tmp_path / "empty").mkdir()
+    assert main(args + [str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
-    assert "dataset 'mnist' not found" in err and "nowhere" in err and "DDCMI_DATA" in err
+    assert "dataset 'mnist' not found" in err and "empty" in err and "DDCMI_DATA" in err
     assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
     assert "no synthetic set" in capsys.readouterr().err
 

@@ -139,3 +139,40 @@ def test_tracking_and_eval_checkpoints_fill_the_history(mnist):
     assert [t["iteration"] for t in h["tracks"]] == [0, 2, 4]
     assert all(t["cmi_feature"] > 0 and t["cmi_logit"] > 0 for t in h["tracks"])
     assert [e["iteration"] for e in h["evals"]] == [0, 4] and all(0 <= e["acc_mean"] <= 1 for e in h["evals"])
+
+
+def test_a_resume_at_another_thread_count_is_refused_unless_allowed(toy, tmp_path, monkeypatch):
+    cfg = make_config("smoke", toy.name, "dsa", 2, overrides={"iterations": 2, "checkpoint_every": 1,
+                                                             "outer_loop": 2, "inner_loop": 1})
+    orig = ddcmi.methods.DSAMatching.iteration
+    calls = {"n": 0}
+
+    def stop_second(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(ddcmi.methods.DSAMatching, "iteration", stop_second)
+    with pytest.raises(KeyboardInterrupt):
+        Distiller(cfg, toy, out_dir=tmp_path, progress=False).run()
+    monkeypatch.setattr(ddcmi.methods.DSAMatching, "iteration", orig)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        with pytest.raises(ddcmi.ArtefactError, match=f"written with {threads} CPU threads.*--allow-thread-change"):
+            Distiller(cfg, toy, out_dir=tmp_path, progress=False).run()
+        h = Distiller(cfg, toy, out_dir=tmp_path, progress=False, allow_thread_change=True).run().history
+    finally:
+        torch.set_num_threads(threads)
+    assert [(s["from_iteration"], s["threads"]) for s in h["segments"]] == [(0, threads), (1, threads + 1)]
+
+
+def test_a_finished_run_is_recognised_without_its_checkpoint(toy, tmp_path):
+    cfg = make_config("smoke", toy.name, "dm", 2, overrides={"iterations": 2, "checkpoint_every": 0})
+    first = Distiller(cfg, toy, out_dir=tmp_path, progress=False).run()
+    assert not (tmp_path / "checkpoint.pt").exists() and (tmp_path / "config.json").exists()
+    stamp = (tmp_path / "synset.pt").stat().st_mtime_ns
+    again = Distiller(cfg, toy, out_dir=tmp_path, progress=False).run()
+    assert (tmp_path / "synset.pt").stat().st_mtime_ns == stamp  # not redone, not rewritten
+    assert torch.equal(again.synset.images, first.synset.images)

@@ -57,6 +57,9 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
     and ``reused_methods`` lists them. If the report there is exactly this comparison it is returned as
     it is (``reused`` is set). So the main table's committed cells, and the finished methods of a cell
     that a session's end cut short, are not recomputed by a later session that lost the runs folder."""
+    for method in methods:  # every name and value checked before any work
+        make_config(profile, dataset, method, ipc, seed, overrides=overrides)
+    pick_device(device)
     complete, results = _reusable(out_dir, dataset, ipc, profile, methods, seed, overrides) if reuse else (None, {})
     if complete is not None:
         return {**complete, "reused": True}

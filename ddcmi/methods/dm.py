@@ -23,6 +23,7 @@ class DMMatching(MatchingMethod):
     paper_lambda = {("cifar10", 10): 8000, ("cifar10", 50): 2000, ("cifar100", 10): 2000, ("cifar100", 50): 500,
                     ("svhn", 10): 18000, ("svhn", 50): 500}
     cpu_lambda = 5000.0
+    thread_invariant = True  # measured: a resume at another CPU thread count gives the same bits
     cpu_lambda_note = ("cpu profile: set so lambda*|grad CMI| ~ |grad DM| at init with the quarter-width "
                        "ResNet-18 proxies (docs/profiles.md)")
 
