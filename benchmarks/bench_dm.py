@@ -1,4 +1,4 @@
-"""DM and DM+CMI speed at paper settings, against a release-style loop, on this machine.
+"""DM and DM+CMI speed at paper settings, against a naive loop (the kit's own code, not the release: for the release itself see bench_release.py).
 
     python benchmarks/bench_dm.py                      # IPC 1, 10, 50; writes nothing, prints Markdown
     python benchmarks/bench_dm.py --ipc 10 --compile   # also the torch.compile'd matching network
@@ -12,7 +12,7 @@ Two loops are timed, with the same method and the same tensors:
 - **ddcmi**: this kit's ``Distiller`` step: one matching network re-drawn in place from the run's
   generator, real images embedded under ``no_grad``, per-class backward, the proxy pool held in memory
   with frozen weights (no weight gradients), and no CMI work where it is identically zero (IPC 1).
-- **release-style**: the same computation with the public release's avoidable costs put back
+- **naive-loop**: the same computation with the public release's avoidable costs put back
   (method.md section 8): a new network built each iteration with trainable weights, real images
   embedded with autograd recording (then detached), one backward over the summed loss, the proxy
   rebuilt and re-read from a checkpoint file on disk at every draw and run in train mode with
@@ -163,15 +163,15 @@ def main():
     for ipc in ipcs:
         r = {key: run(loop, cmi, ipc, throughput=(loop == "ddcmi" and not cmi and ipc == ipcs[0]))
              for key, (loop, cmi) in {"dm": ("ddcmi", False), "dmcmi": ("ddcmi", True),
-                                      "rel_dm": ("release", False), "rel_dmcmi": ("release", True)}.items()}
+                                      "rel_dm": ("naive", False), "rel_dmcmi": ("naive", True)}.items()}
         if args.compile and ipc == 10:
             r["dmcmi_compiled"] = run("ddcmi", True, ipc, compile_=True)
         rows.append((ipc, r))
         print(f"IPC {ipc} done", file=sys.stderr)
     dev = rows[0][1]["dm"]["device"]
     print(f"# DM / DM+CMI speed at paper settings on {dev}, torch {torch.__version__}, {args.dataset}\n")
-    print("| IPC | DM ms/it | DM+CMI ms/it | CMI overhead | release-style DM ms/it | release-style DM+CMI ms/it "
-          "| DM+CMI speed-up vs release-style | peak MB DM / DM+CMI / release DM+CMI |")
+    print("| IPC | DM ms/it | DM+CMI ms/it | CMI overhead | naive-loop DM ms/it | naive-loop DM+CMI ms/it "
+          "| DM+CMI speed-up vs naive-loop | peak MB DM / DM+CMI / naive DM+CMI |")
     print("|---|---|---|---|---|---|---|---|")
     for ipc, r in rows:
         ms = {k: 1000 * v["s_per_iter"] for k, v in r.items()}
@@ -185,7 +185,7 @@ def main():
         if "dmcmi_compiled" in r:
             c = r["dmcmi_compiled"]["s_per_iter"] * 1000
             print(f"\nIPC {ipc} DM+CMI with torch.compile: {c:.0f} ms/it ({1000 * r['dmcmi']['s_per_iter'] / c:.2f}x "
-                  f"vs eager, {1000 * r['rel_dmcmi']['s_per_iter'] / c:.2f}x vs release-style); compile time excluded")
+                  f"vs eager, {1000 * r['rel_dmcmi']['s_per_iter'] / c:.2f}x vs naive-loop); compile time excluded")
         ms_dm, ms_cmi = 1000 * r["dm"]["s_per_iter"], 1000 * (r["dmcmi"]["s_per_iter"] - r["dm"]["s_per_iter"])
         if ipc > 1:
             print(f"\nIPC {ipc}, CMI interval k (regulariser every k-th step): " + ", ".join(

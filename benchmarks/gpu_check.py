@@ -1,0 +1,106 @@
+"""Every GPU figure of the performance issue in one short run (the body of benchmarks/gpu_check.sh).
+
+    python benchmarks/gpu_check.py                 # on a GPU machine: paper settings, about 5 minutes
+    python benchmarks/gpu_check.py --device cpu --quick   # a smoke run of the script itself, on a CPU
+
+Prints, each measured here and extrapolated only where said:
+
+1. seconds per DM and DM+CMI iteration at paper settings, IPC 10 and 50 (ConvNet-3, 256 real images per
+   class, DSA, ResNet-18 proxies with fresh weights), and the minutes for 20,000 iterations;
+2. one `paper` pool member (ResNet-18, batch 256, the full training split): seconds per epoch, and the
+   hours for the whole pool (200 members x 40 epochs, extrapolated from one epoch);
+3. evaluation of an IPC 10 set (ConvNet-3, DSA, batch 256): seconds for 100 epochs of one network, and
+   the minutes for 5 networks x 1000 epochs (extrapolated);
+
+against the issue's targets (3 min, 1 h, 1 min). Nothing is written.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        out.append(time.perf_counter() - t)
+    return statistics.median(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="cifar10_jpeg")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, measures nothing useful")
+    args = ap.parse_args()
+
+    import ddcmi
+    from ddcmi.distill import Distiller
+    from ddcmi.evaluate import EvalConfig, train_on_synset
+    from ddcmi.models import create_model, init_weights_
+    from ddcmi.proxy import PoolConfig, ProxyPool
+    from ddcmi.train import Recipe, train_epochs
+
+    device = ddcmi.utils.pick_device(args.device)
+    ds = ddcmi.load_dataset(args.dataset, root=args.data_root)
+    g = torch.Generator().manual_seed(0)
+    sampler = ds.real_sampler(device)
+    q = args.quick
+    print(f"# GPU check on {ddcmi.utils.device_name(device)}, torch {torch.__version__}, {args.dataset}"
+          f"{' (QUICK: tiny sizes, not the paper figures)' if q else ''}\n")
+
+    # 1. DM / DM+CMI iterations
+    members = [init_weights_(create_model("resnet18", ds.channels, ds.num_classes, ds.image_size,
+                                          **({"width": 8} if q else {})), g).to(device) for _ in range(2)]
+    pool = ProxyPool(PoolConfig(ds.name, arch="resnet18", count=2, epochs=0), members, ds.mean, ds.std)
+    print("| method | IPC | s/iteration | 20,000 iterations | target |\n|---|---|---|---|---|")
+    for ipc in ([2] if q else [10, 50]):
+        for method in ("dm", "dm+cmi"):
+            over = {"real_per_class": 16, "net_kwargs": {"width": 16}} if q else {}
+            cfg = ddcmi.make_config("paper", ds.name, method, ipc, overrides=over)
+            d = Distiller(cfg, ds, device=device, pool=pool if cfg.uses_cmi else None, progress=False, sampler=sampler)
+            state = d._fresh_state()
+            images = state["images"].detach().clone().requires_grad_(True)
+            opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
+            it = iter(range(10 ** 9))
+            s = timed(lambda: d._step(images, state["labels"], opt, next(it)), device, repeats=2 if q else 20,
+                      warmup=1 if q else 5)
+            target = "<= 3 min" if (method, ipc) == ("dm+cmi", 10) else ""
+            print(f"| {method} | {ipc} | {s:.4f} | {20000 * s / 60:.1f} min | {target} |", flush=True)
+
+    # 2. one pool member epoch
+    n = 2000 if q else len(ds.train)
+    x = ds.normalize(ds.train.images[:n], device)
+    y = ds.train.labels[:n].to(device)
+    model = init_weights_(create_model("resnet18", ds.channels, ds.num_classes, ds.image_size,
+                                       **({"width": 8} if q else {})), g).to(device)
+    recipe = Recipe(epochs=1, lr=0.01, momentum=0.9, weight_decay=1e-3, batch_size=256)
+    epoch_s = timed(lambda: train_epochs(model, x, y, recipe, g), device, repeats=1, warmup=1)
+    print(f"\npaper pool member (ResNet-18, {n} images, batch 256): {epoch_s:.2f} s per epoch; 200 members x 40 "
+          f"epochs = {200 * 40 * epoch_s / 3600:.2f} h (extrapolated; target <= 1 h)", flush=True)
+
+    # 3. evaluation
+    sx, sy = sampler.initial_images(10, g)
+    ec = EvalConfig(epochs=10 if q else 100, num_models=1)
+    eval_s = timed(lambda: train_on_synset(sx, sy, ds, ec, g, device), device, repeats=1, warmup=1)
+    print(f"evaluation of an IPC 10 set: {eval_s:.2f} s for {ec.epochs} epochs of one ConvNet-3; 5 networks x 1000 "
+          f"epochs = {5 * 1000 / ec.epochs * eval_s / 60:.2f} min (extrapolated; target <= 1 min)")
+
+
+if __name__ == "__main__":
+    main()
