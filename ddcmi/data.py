@@ -233,7 +233,7 @@ def data_roots(root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
         if not given.is_dir():
             from .errors import DatasetNotFoundError
             raise DatasetNotFoundError(f"data root {given} (--data-root / root=) does not exist; check the path "
-                                       f"(nothing falls back to $DDCMI_DATA when a root is given)")
+                                       f"(a missing root is an error, not a silent fall-back to $DDCMI_DATA)")
         roots.append(("argument root", given))
     env = os.environ.get("DDCMI_DATA")
     if env:

@@ -51,6 +51,7 @@ def test_unknown_dataset_names_the_known_ones():
 def test_missing_data_names_every_place_searched_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("DDCMI_DATA", str(tmp_path / "env_root"))
     monkeypatch.setenv("DDCMI_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "arg_root").mkdir()
     with pytest.raises(ddcmi.DatasetNotFoundError) as err:
         load_dataset("mnist", root=tmp_path / "arg_root", download=False)
     msg = str(err.value)
