@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -191,6 +192,8 @@ def cmd_datasets(args) -> int:
     print("Looked for in (first hit wins):")
     for origin, root in data_roots(args.data_root):
         print(f"  {origin:14s} {root}{'' if root.exists() else '  (does not exist)'}")
+    if not os.environ.get("DDCMI_DATA"):
+        print(f"  {'DDCMI_DATA':14s} (not set: export DDCMI_DATA=DIR to add a data folder)")
     print("A local dataset can also be given by path: a folder with train.npz + test.npz, an ImageFolder with "
           "train/ + test/, or a .tar.gz of one.")
     if args.check:
