@@ -54,7 +54,8 @@ def time_method(method: str, args) -> dict:
     seconds = _timed(lambda: d._step(images, state["labels"], opt, next(iteration)), args.iterations,
                      args.warmup, device)
     outer, inner = _schedule(d.method, cfg)
-    updates = outer * (d.method.num_classes if cfg.base_method == "idc" else 1)  # IDC: one per class per round
+    per_class = hasattr(d.method, "class_loss_and_backward")  # IDC: one update per class per round
+    updates = outer * (d.method.num_classes if per_class else 1)
     return {"method": method, "s_per_iteration": seconds, "updates": updates,
             "outer_loop": outer, "inner_loop": inner, "real_per_class": cfg.real_per_class}
 
@@ -74,7 +75,7 @@ def time_components(method: str, args) -> dict:
     labels = state["labels"]
     net_opt = torch.optim.SGD(m.net.parameters(), lr=cfg.lr_net)
     reps = dict(repeats=args.iterations, warmup=args.warmup, device=d.device)
-    if cfg.base_method == "idc":
+    if hasattr(m, "class_loss_and_backward"):  # IDC: class by class, the network trained on real data
         match = _timed(lambda: [m.class_loss_and_backward(images, labels, c, g) for c in range(m.num_classes)], **reps)
         m.config = dataclasses.replace(cfg, inner_loop=1)
         step = _timed(lambda: m.train_on_real(net_opt, g), **reps)

@@ -68,3 +68,18 @@ def toy(tmp_path_factory):
     """The generated dataset, loaded by path (its name is the path)."""
     import ddcmi
     return ddcmi.load_dataset(str(write_toy(tmp_path_factory.mktemp("data") / "toy")))
+
+
+def interrupt_at_call(monkeypatch, owner, name: str, n: int):
+    """Make the ``n``-th call of ``owner.name`` raise KeyboardInterrupt (as Ctrl-C would land there);
+    returns the original, to put back with ``monkeypatch.setattr(owner, name, original)``."""
+    original, calls = getattr(owner, name), {"n": 0}
+
+    def wrapped(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return original(*a, **k)
+
+    monkeypatch.setattr(owner, name, wrapped)
+    return original

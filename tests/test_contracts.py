@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import ddcmi
+from conftest import interrupt_at_call
 from ddcmi import Distiller, make_config
 from ddcmi.methods import METHODS, register
 from ddcmi.methods.base import MatchingMethod
@@ -85,16 +86,7 @@ def test_a_method_with_state_resumes_bitwise(toy, stateful_method, tmp_path, mon
     assert cfg.options == ToyOptions()
     full = Distiller(cfg, toy, progress=False)
     full_set = full.run().synset.images
-    calls = {"n": 0}
-    original = StatefulToy.iteration
-
-    def interrupt_at_sixth(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(StatefulToy, "iteration", interrupt_at_sixth)
+    original = interrupt_at_call(monkeypatch, StatefulToy, "iteration", 6)
     with pytest.raises(KeyboardInterrupt, match="stopped after 5 of 8"):
         Distiller(cfg, toy, out_dir=tmp_path, progress=False).run()
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import ddcmi
+from conftest import interrupt_at_call
 from ddcmi import Distiller, make_config
 from ddcmi.evaluate import evaluate_synset
 from ddcmi.methods import DMMatching
@@ -51,16 +52,7 @@ def test_interrupted_run_resumes_to_the_same_result(mnist, tmp_path, monkeypatch
     cfg = smoke("dm+cmi", iterations=8, checkpoint_every=100)
     full = Distiller(cfg, mnist, progress=False).run().synset.images
 
-    original = DMMatching.loss_and_backward
-    calls = {"n": 0}
-
-    def interrupt_at_fifth(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(DMMatching, "loss_and_backward", interrupt_at_fifth)
+    original = interrupt_at_call(monkeypatch, DMMatching, "loss_and_backward", 5)
     with pytest.raises(KeyboardInterrupt, match="stopped after 4 of 8"):
         Distiller(cfg, mnist, out_dir=tmp_path, progress=False).run()
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
@@ -144,16 +136,7 @@ def test_tracking_and_eval_checkpoints_fill_the_history(mnist):
 def test_a_resume_at_another_thread_count_is_refused_unless_allowed(toy, tmp_path, monkeypatch):
     cfg = make_config("smoke", toy.name, "dsa", 2, overrides={"iterations": 2, "checkpoint_every": 1,
                                                              "outer_loop": 2, "inner_loop": 1})
-    orig = ddcmi.methods.DSAMatching.iteration
-    calls = {"n": 0}
-
-    def stop_second(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return orig(self, *a, **k)
-
-    monkeypatch.setattr(ddcmi.methods.DSAMatching, "iteration", stop_second)
+    orig = interrupt_at_call(monkeypatch, ddcmi.methods.DSAMatching, "iteration", 2)
     with pytest.raises(KeyboardInterrupt):
         Distiller(cfg, toy, out_dir=tmp_path, progress=False).run()
     monkeypatch.setattr(ddcmi.methods.DSAMatching, "iteration", orig)

@@ -126,18 +126,11 @@ def test_a_source_copy_without_git_is_named_by_the_exported_commit(tmp_path, mon
 
 def test_an_interrupted_pool_member_resumes_from_its_last_epoch_bitwise(toy, tmp_path, monkeypatch):
     import ddcmi.train
+    from conftest import interrupt_at_call
     from ddcmi.proxy import PoolConfig, ProxyPool
     cfg = PoolConfig(toy.name, arch="convnet3", count=2, epochs=3, arch_kwargs={"width": 8})
     whole = ProxyPool.build(cfg, toy, root=tmp_path / "a", progress=False)
-    original, calls = ddcmi.train.sgd_steps, {"n": 0}
-
-    def stop_in_third_epoch_of_second_member(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3 + 3:  # member 0: 3 epochs; member 1: stop in its 3rd
-            raise KeyboardInterrupt
-        return original(*a, **k)
-
-    monkeypatch.setattr(ddcmi.train, "sgd_steps", stop_in_third_epoch_of_second_member)
+    original = interrupt_at_call(monkeypatch, ddcmi.train, "sgd_steps", 3 + 3)  # member 1, in its 3rd epoch
     with pytest.raises(KeyboardInterrupt, match="1 of 2 members kept, member 1 kept after 2 of 3 epochs"):
         ProxyPool.build(cfg, toy, root=tmp_path / "b", progress=False)
     monkeypatch.setattr(ddcmi.train, "sgd_steps", original)
