@@ -41,8 +41,41 @@ def _atomic(path: Path, write) -> Path:
     return path
 
 
+def payload_digest(obj: Any) -> str:
+    """SHA-256 over an artefact's content (tensors by dtype, shape and bytes; other values as JSON),
+    independent of how torch lays the file out: what ``checksum`` holds and ``load_artefact`` checks."""
+    import hashlib
+    h = hashlib.sha256()
+
+    def walk(v):
+        if torch.is_tensor(v):
+            t = v.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(v, dict):
+            h.update(b"{")
+            for k in sorted(v, key=str):
+                if k == "checksum":
+                    continue
+                h.update(json.dumps(str(k)).encode())
+                walk(v[k])
+            h.update(b"}")
+        elif isinstance(v, (list, tuple)):
+            h.update(b"[")
+            for x in v:
+                walk(x)
+            h.update(b"]")
+        else:
+            h.update(json.dumps(v, default=str, sort_keys=True).encode())
+    walk(obj)
+    return h.hexdigest()
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` through a temporary file and a rename: a killed run never leaves half a file."""
+    """``torch.save`` through a temporary file and a rename: a killed run never leaves half a file. A
+    ddcmi artefact (a dict with a ``format``) gets a ``checksum`` of its content, verified on load."""
+    if isinstance(obj, dict) and "format" in obj:
+        obj = {**obj, "checksum": payload_digest(obj)}
     return _atomic(Path(path), lambda f: torch.save(obj, f))
 
 
@@ -59,6 +92,8 @@ def load_artefact(path: str | os.PathLike, fmt: str, what: str, fix: str) -> dic
         raise ArtefactError(f"{what} {path} is unreadable ({type(exc).__name__}: {exc}); {fix}") from exc
     if not isinstance(d, dict) or d.get("format") != fmt:
         raise ArtefactError(f"{path} is not a ddcmi {what} (expected format {fmt!r}); {fix}")
+    if "checksum" in d and payload_digest(d) != d["checksum"]:  # files from before checksums have none
+        raise ArtefactError(f"{what} {path} is damaged: its content does not match the checksum written with it; {fix}")
     return d
 
 

@@ -105,7 +105,7 @@ def test_a_checkpoint_of_another_rng_version_is_refused(toy, tmp_path):
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     ckpt["rng"] = 1
     (tmp_path / "synset.pt").unlink()
-    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    ddcmi.utils.atomic_torch_save(ckpt, tmp_path / "checkpoint.pt")  # as written by that version (checksum anew)
     with pytest.raises(ddcmi.ArtefactError, match="random-draw scheme 1.*--fresh"):
         Distiller(cfg, toy, out_dir=tmp_path, progress=False).run()
 

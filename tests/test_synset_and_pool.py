@@ -138,3 +138,17 @@ def test_an_interrupted_pool_member_resumes_from_its_last_epoch_bitwise(toy, tmp
     for m1, m2 in zip(whole.members, resumed.members):
         assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
     assert not list((tmp_path / "b").rglob("*.partial.pt"))
+
+
+def test_a_damaged_artefact_is_refused_by_its_checksum(tmp_path):
+    s = toy_synset()
+    path = s.save(tmp_path / "synset.pt")
+    d = torch.load(path, weights_only=True)
+    assert len(d["checksum"]) == 64
+    d["images"][0, 0, 0, 0] += 0.5  # finite garbage in the pixels, the file otherwise intact
+    torch.save(d, path)
+    with pytest.raises(ddcmi.ArtefactError, match="damaged.*checksum"):
+        SyntheticSet.load(path)
+    del d["checksum"]  # a file written before checksums existed still loads
+    torch.save(d, path)
+    assert SyntheticSet.load(path).images.shape == s.images.shape
