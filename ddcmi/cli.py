@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     except DDCMIError as exc:
         print(f"ddcmi {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, read-only folder, missing permission: say where and what to do
+        print(f"ddcmi {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         print(f"\nddcmi {args.command}: interrupted. {exc}", file=sys.stderr)
         return 130
@@ -168,6 +171,22 @@ def cmd_store(args) -> int:
     for k in ("runs", "pools", "reports"):
         print(f"  {k:8s} {info[k]}")
     return 0
+
+
+def os_error_message(exc: OSError) -> str:
+    """What happened, which path, and the fix, for an OSError from writing or reading the kit's files."""
+    import errno
+    path = exc.filename or "?"
+    what = exc.strerror or str(exc)
+    fix = {errno.ENOSPC: "free some space there, or put the run store elsewhere (ddcmi --store DIR / $DDCMI_STORE)",
+           errno.EDQUOT: "free some space there, or put the run store elsewhere (ddcmi --store DIR / $DDCMI_STORE)",
+           errno.EROFS: "that file system is read-only: choose a writable folder (--out, ddcmi --store DIR)",
+           errno.EACCES: "no permission: choose a folder you can write (--out, ddcmi --store DIR) or fix its mode",
+           errno.EPERM: "no permission: choose a folder you can write (--out, ddcmi --store DIR) or fix its mode",
+           errno.ENOENT: "the path does not exist: check it"}.get(exc.errno, "check the path and the disk")
+    kept = " Files already finished (checkpoints, finished runs and pool members) are kept; the same command " \
+           "resumes from them once the problem is fixed." if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{what} at {path}: {fix}.{kept}"
 
 
 def _sigterm_as_interrupt() -> None:

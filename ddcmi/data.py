@@ -408,13 +408,22 @@ def _read_imagefolder_pair(folder: Path, channels: int | None):
     return [_read_imagefolder(folder / "train", channels), _read_imagefolder(test, channels)]
 
 
+def _content_key(folder: Path, files: list[Path], channels: int | None) -> str:
+    """The decode cache's key: every image's path below ``folder`` (its class) and its bytes, so an
+    edited image, or one moved between classes, is never served stale."""
+    h = hashlib.blake2b(f"{channels}".encode(), digest_size=8)
+    for p in files:
+        h.update(p.relative_to(folder).as_posix().encode() + b"\0")
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def _read_imagefolder(folder: Path, channels: int | None):
     """Decode an ImageFolder into arrays, cached as a .pt next to the unpack cache."""
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DatasetNotFoundError(f"no images under {folder}")
-    st = folder.stat()
-    key = hashlib.sha1(f"{folder.resolve()}|{len(files)}|{st.st_mtime_ns}|{channels}".encode()).hexdigest()[:12]
+    key = _content_key(folder, files, channels)
     cached = cache_dir() / "decoded" / f"{folder.parent.name}-{folder.name}-{key}.pt"
     if cached.exists():
         d = torch.load(cached, weights_only=True)

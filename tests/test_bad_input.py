@@ -123,3 +123,22 @@ def test_negative_labels_in_an_npz_are_named(tmp_path):
         np.savez(d / f"{split}.npz", images=np.zeros((4, 8, 8), np.uint8), labels=np.array([-1, 0, 1, 1]))
     with pytest.raises(ddcmi.ConfigError, match="labels must be integers 0..C-1"):
         ddcmi.load_dataset(str(d))
+
+
+@pytest.mark.parametrize("errno_name,fragment", [("ENOSPC", "No space left on device"), ("EROFS", "read-only"),
+                                                  ("EACCES", "no permission")])
+def test_os_errors_become_messages_that_name_the_path_and_the_fix(toy, tmp_path, capsys, monkeypatch,
+                                                                  errno_name, fragment):
+    import errno
+    import ddcmi.utils
+    code = getattr(errno, errno_name)
+
+    def failing(path, write):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(ddcmi.utils, "_atomic", failing)
+    out = tmp_path / "run"
+    assert main(D(toy) + ["dm", "--set", "iterations=2", "--set", "checkpoint_every=1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and str(out) in err and "Traceback" not in err
+    assert ("--store" in err) or ("--out" in err)

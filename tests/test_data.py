@@ -161,3 +161,21 @@ def test_tiny_imagenet_layout_is_read_with_val_annotations(tmp_path):
     assert x.shape == (6, 64, 64, 3) and list(y) == [0, 0, 0, 1, 1, 1] and classes == wnids
     xv, yv, _ = _tiny_imagenet_loader(tmp_path / "tinyimagenet", train=False, download=False)
     assert xv.shape == (2, 64, 64, 3) and list(yv) == [0, 1]
+
+
+def test_imagefolder_cache_follows_content_not_folder_time(tmp_path, monkeypatch):
+    import os
+    from PIL import Image
+    monkeypatch.setenv("DDCMI_CACHE", str(tmp_path / "cache"))
+    write_imagefolder(tmp_path / "bugs")
+    first = load_dataset(str(tmp_path / "bugs"))
+    stamp = (tmp_path / "bugs" / "train").stat().st_mtime_ns
+    img = sorted((tmp_path / "bugs" / "train" / "ant").iterdir())[0]
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(img)  # an edited image, the folder's time put back
+    os.utime(tmp_path / "bugs" / "train", ns=(stamp, stamp))
+    edited = load_dataset(str(tmp_path / "bugs"))
+    assert not torch.equal(first.train.images, edited.train.images)
+    moved = tmp_path / "bugs" / "train" / "bee" / "moved.png"
+    img.rename(moved)  # the same image moved to another class
+    os.utime(tmp_path / "bugs" / "train", ns=(stamp, stamp))
+    assert load_dataset(str(tmp_path / "bugs")).train.labels.tolist() != edited.train.labels.tolist()
