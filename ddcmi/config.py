@@ -71,18 +71,11 @@ class DistillConfig:
             opts = from_dict(otype, opts)
         return dataclasses.replace(cfg, options=opts)
 
-    def identity(self) -> dict:
-        """What determines the distilled pixels: the whole config except how the result is evaluated
-        afterwards (``eval``), unless ``eval_at`` evaluates during the run. Runs are stored and resumed
-        under this, so evaluating a run another way never distills it again."""
-        d = self.to_dict()
-        if not self.eval_at:
-            d.pop("eval")
-        return d
-
     def key(self) -> str:
-        """The stable identity of the run: the values of :meth:`identity` that differ from the defaults
-        (ddcmi.keys), plus the RNG version, which always enters (a new scheme never finds old runs)."""
+        """The stable identity of the run: the values that differ from the defaults (ddcmi.keys) of
+        what determines the distilled pixels (everything but how the result is evaluated afterwards,
+        ``eval``, unless ``eval_at`` evaluates during the run: evaluating a run another way never
+        distills it again), plus the RNG version, which always enters (a new scheme never finds old runs)."""
         ident = non_default(self)
         if not self.eval_at:
             ident.pop("eval", None)

@@ -60,8 +60,6 @@ class Distiller:
         validate(config)
         if dataset.name != config.dataset:
             raise ConfigError(f"config is for dataset {config.dataset!r} but {dataset.name!r} was given")
-        if config.ipc < 1:
-            raise ConfigError(f"ipc must be >= 1, got {config.ipc}")
         if with_cmi and config.cmi.weight <= 0:
             raise ConfigError(f"{config.method} needs cmi.weight (lambda) > 0; got {config.cmi.weight}")
         if not with_cmi and config.cmi.weight > 0:
@@ -269,13 +267,14 @@ class Distiller:
         reg = self.regularizer
         due = reg is not None and reg.is_due(it)
         draws = Draws(self.config.seed, it + 1)  # iteration t >= 1; 0 is the initialisation
-        proxy: list[int] = []
+        proxy: list[int] = []  # the proxy of the current round
+        drawn = [0]  # proxies drawn in this iteration: the step of the next draw
 
         def update(terms: dict | None, cmi_images=None, cmi_labels=None, new_proxy: bool = False) -> dict | None:
             x, y = (images, labels) if cmi_images is None else (cmi_images, cmi_labels)
             if new_proxy or not proxy:  # one proxy per iteration, or per round where the method asks
-                proxy[:] = [reg.pool.draw(draws("proxy", step=len(proxy_draws)))] if due else [None]
-                proxy_draws.append(proxy[0])
+                proxy[:] = [reg.pool.draw(draws("proxy", step=drawn[0]))] if due else [None]
+                drawn[0] += 1
             if terms is None:  # an update of the global schedule with no work here (another class's)
                 self._apply_update(images, opt)
                 return None
@@ -291,7 +290,6 @@ class Distiller:
             self._apply_update(images, opt)
             return terms
 
-        proxy_draws: list = []
         opt.zero_grad(set_to_none=True)
         per_update = [t for t in self.method.iteration(images, labels, draws, update) if t is not None]
         keys = dict.fromkeys(k for t in per_update for k in t)

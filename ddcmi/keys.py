@@ -38,32 +38,24 @@ def non_default(obj: Any) -> dict:
     """The fields of a dataclass instance that differ from the field defaults, recursively: a nested
     dataclass enters as its own non-default fields (and not at all when it has none, unless its
     default is another kind of value, e.g. ``None``). Fields without a default always enter."""
+    return _diff(obj, {f.name: _default_of(f) for f in dataclasses.fields(obj)})
+
+
+def _diff(obj: Any, defaults: dict) -> dict:
+    """The fields of ``obj`` whose value differs from ``defaults[name]`` (``_MISSING``: always enters);
+    a nested dataclass whose default is one of its type is compared field by field."""
     out = {}
     for f in dataclasses.fields(obj):
-        value, default = getattr(obj, f.name), _default_of(f)
+        value, default = getattr(obj, f.name), defaults[f.name]
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             if dataclasses.is_dataclass(default) and type(default) is type(value):
-                sub = _diff(value, default)
+                sub = _diff(value, {g.name: getattr(default, g.name) for g in dataclasses.fields(default)})
                 if sub:
                     out[f.name] = sub
             else:
                 out[f.name] = non_default(value)
         elif default is _MISSING or _plain(value) != _plain(default):
             out[f.name] = _plain(value)
-    return out
-
-
-def _diff(value, default) -> dict:
-    """Fields of ``value`` that differ from the instance ``default`` (same dataclass type)."""
-    out = {}
-    for f in dataclasses.fields(value):
-        a, b = getattr(value, f.name), getattr(default, f.name)
-        if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b) and type(a) is type(b):
-            sub = _diff(a, b)
-            if sub:
-                out[f.name] = sub
-        elif _plain(a) != _plain(b):
-            out[f.name] = _plain(a)
     return out
 
 

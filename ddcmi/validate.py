@@ -41,13 +41,16 @@ RULES: dict[tuple[str, str], tuple[float, float | None, bool]] = {
     ("PoolConfig", "weight_decay"): (0, None, True),
     ("PoolConfig", "batch_size"): (1, None, True),
     ("PoolConfig", "train_per_class"): (0, None, True),
-    ("CMIConfig", "weight"): (0, None, True),
-    ("CMIConfig", "temperature"): (0, None, False),
-    ("CMIConfig", "interval"): (1, None, True),
+    ("CMIConfig", "temperature"): (0, None, False),  # weight and interval: CMIConfig checks them itself
     ("CMIConfig", "real_centroid_samples"): (1, None, True),
     ("CMIConfig", "max_batch"): (1, None, True),
 }
 WIDTH_KEYS = ("net_kwargs", "arch_kwargs")  # {"width": n} must be a positive int
+# annotation -> (what it must be, the check); bool is an int to Python, so it is kept apart
+TYPES = {int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+         float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+         bool: ("true or false", lambda v: isinstance(v, bool)),
+         str: ("a string", lambda v: isinstance(v, str))}
 
 
 def _problems(obj, prefix: str) -> list[str]:
@@ -58,10 +61,7 @@ def _problems(obj, prefix: str) -> list[str]:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             out += _problems(value, f"{key}.")
             continue
-        want = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint)
-        ok = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-              float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-              bool: lambda v: isinstance(v, bool), str: lambda v: isinstance(v, str)}.get(hint)
+        want, ok = TYPES.get(hint, (None, None))
         if ok is not None and not ok(value):
             out.append(f"{key} must be {want}, got {value!r} ({type(value).__name__})")
             continue

@@ -57,10 +57,10 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
     and ``reused_methods`` lists them. If the report there is exactly this comparison it is returned as
     it is (``reused`` is set). So the main table's committed cells, and the finished methods of a cell
     that a session's end cut short, are not recomputed by a later session that lost the runs folder."""
-    for method in methods:  # every name and value checked before any work
-        make_config(profile, dataset, method, ipc, seed, overrides=overrides)
+    # every name and value checked before any work; each method's config built once
+    configs = {m: make_config(profile, dataset, m, ipc, seed, overrides=overrides) for m in methods}
     pick_device(device)
-    complete, results = _reusable(out_dir, dataset, ipc, profile, methods, seed, overrides) if reuse else (None, {})
+    complete, results = _reusable(out_dir, dataset, ipc, profile, configs, seed, overrides) if reuse else (None, {})
     if complete is not None:
         return {**complete, "reused": True}
     reused = list(results)
@@ -86,7 +86,7 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
                               setup(profile, dataset, ipc, seed, base, data_root, device, progress, overrides)))
         dev, ds, pool = shared["device"], shared["ds"], shared["pool"]
         m0 = time.time()
-        cfg = make_config(profile, dataset, method, ipc, seed, overrides=overrides)
+        cfg = configs[method]
         res = run_or_resume(cfg, ds, dev, pool, progress, shared["sampler"])
         acc = evaluated(res.synset.images, res.synset.labels, ds, cfg.eval, cfg.seed, dev, progress)
         images, labels = res.synset.images.to(dev), res.synset.labels.to(dev)
@@ -146,14 +146,15 @@ def _same_columns(rows: list[dict]) -> list[dict]:
     return [{k: r.get(k, "") for k in cols} for r in rows]
 
 
-def _reusable(out_dir, dataset, ipc, profile, methods, seed, overrides) -> tuple[dict | None, dict]:
+def _reusable(out_dir, dataset, ipc, profile, configs: dict, seed, overrides) -> tuple[dict | None, dict]:
     """What ``out_dir`` already holds of this comparison: its metrics.json if that is exactly this
     comparison (same methods, configs and pool), else None; and each method whose result there
     (metrics.json first, then partial.json) has exactly its config and this pool, with the file's
     provenance where the method has none of its own, its dataset label and pool description."""
+    methods = list(configs)
     base = methods[0].split("+")[0]
     pool_key = _pool_config(profile, dataset, base, ipc, seed, overrides).key()
-    configs = {m: result_identity(make_config(profile, dataset, m, ipc, seed, overrides=overrides)) for m in methods}
+    identities = {m: result_identity(cfg) for m, cfg in configs.items()}
     found, complete = {}, None
     for name in ("metrics.json", "partial.json"):
         path = None if out_dir is None else Path(out_dir) / name
@@ -163,7 +164,7 @@ def _reusable(out_dir, dataset, ipc, profile, methods, seed, overrides) -> tuple
         if old.get("proxy_pool", {}).get("key") != pool_key:
             continue
         for method, r in old.get("methods", {}).items():
-            if method in configs and method not in found and _saved_identity(r.get("config")) == configs[method]:
+            if method in identities and method not in found and _saved_identity(r.get("config")) == identities[method]:
                 found[method] = {"provenance": old["provenance"], **r, "dataset_label": old["dataset_label"],
                                  "proxy_pool": old["proxy_pool"]}
         if name == "metrics.json" and list(old.get("methods", {})) == list(methods) and len(found) == len(methods):

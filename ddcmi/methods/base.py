@@ -1,6 +1,6 @@
 """The method contract: what a distillation method provides and what the distiller gives it.
 
-A method is a class registered with ``@METHODS.register(name)``. It owns, beside its code:
+A method is a class registered with ``@register(name)`` (ddcmi.methods). It owns, beside its code:
 
 - its **defaults per profile** (:meth:`MatchingMethod.defaults`): the values of ``DistillConfig``
   fields that the published release (``paper``) or the measured reduction (``cpu``, ``smoke``) set,
@@ -31,7 +31,6 @@ learnable tensors besides the pixels through :meth:`param_groups`.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, ClassVar, Sequence
 
 import torch
@@ -121,18 +120,3 @@ class MatchingMethod:
         """Learnable tensors besides the pixels, as optimiser parameter groups ({"params": [...], "lr": ...})."""
         return []
 
-    def owns(self, c: int) -> bool:
-        return c in self._owned
-
-    @property
-    def _owned(self) -> set:
-        return set(self.classes)
-
-
-def option_defaults(options_type: type | None):
-    """A method's config section at its defaults (None when the method has none)."""
-    return None if options_type is None else options_type()
-
-
-def is_section(value) -> bool:
-    return dataclasses.is_dataclass(value) and not isinstance(value, type)
