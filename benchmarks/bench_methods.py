@@ -1,11 +1,14 @@
-"""Gradient-matching methods (DC, DSA, IDC) with and without CMI: time per outer iteration and the CMI overhead.
+"""Distillation methods (DC, DSA, IDC, IDM; DM too) with and without CMI: time per outer iteration, the CMI
+overhead and the share of the iteration spent training networks between image updates.
 
     python benchmarks/bench_methods.py                                  # cpu profile, mnist, IPC 10
     python benchmarks/bench_methods.py --profile paper --dataset cifar10 --iterations 2   # on a GPU
 
 For each method the distiller runs ``--iterations`` outer iterations of the profile's config (after one
 warm-up iteration) and the script prints a Markdown table: seconds per outer iteration (median), image
-updates per outer iteration, and the +CMI time as a ratio of the base method's (``--warmup 0`` where one
+updates per outer iteration, the share of the iteration spent training the method's networks between
+updates (DC/DSA's inner epochs, IDC's steps on real data, IDM's queue), and the +CMI time as a ratio of
+the base method's (``--warmup 0`` where one
 iteration takes minutes: a CPU run has no compilation to warm up). Proxies are freshly
 initialised networks of the profile's pool architecture: the cost of a step does not depend on their
 weights, so no pool needs training. Absolute times are noisy on a shared machine; compare the ratios.
@@ -45,19 +48,48 @@ def _distiller(method: str, args):
     return d, d._fresh_state(), g
 
 
+# the methods' network training between image updates, timed inside each iteration
+TRAINING_PARTS = ("train_inner", "train_on_real", "train_queue")
+
+
 def time_method(method: str, args) -> dict:
     d, state, g = _distiller(method, args)
     cfg, device = d.config, d.device
     images = state["images"].detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
     iteration = itertools.count()
+    counts = {"updates": 0, "training_s": 0.0}
+    run_iteration = d.method.iteration
+
+    def counted(*a, **k):  # pixel updates per iteration, as the method makes them
+        out = run_iteration(*a, **k)
+        counts["updates"] = len(out)
+        return out
+
+    d.method.iteration = counted
+    for name in TRAINING_PARTS:
+        if hasattr(d.method, name):
+            setattr(d.method, name, _accumulating(getattr(d.method, name), counts, device))
     seconds = _timed(lambda: d._step(images, state["labels"], opt, next(iteration)), args.iterations,
                      args.warmup, device)
+    timed_iterations = args.warmup + max(1, args.iterations)
     outer, inner = _schedule(d.method, cfg)
-    per_class = hasattr(d.method, "class_loss_and_backward")  # IDC: one update per class per round
-    updates = outer * (d.method.num_classes if per_class else 1)
-    return {"method": method, "s_per_iteration": seconds, "updates": updates,
+    return {"method": method, "s_per_iteration": seconds, "updates": counts["updates"],
+            "training_share": counts["training_s"] / timed_iterations / seconds,
             "outer_loop": outer, "inner_loop": inner, "real_per_class": cfg.real_per_class}
+
+
+def _accumulating(fn, counts: dict, device):
+    def timed(*a, **k):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t = time.perf_counter()
+        out = fn(*a, **k)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        counts["training_s"] += time.perf_counter() - t
+        return out
+    return timed
 
 
 def time_components(method: str, args) -> dict:
@@ -71,6 +103,9 @@ def time_components(method: str, args) -> dict:
     from ddcmi.rng import Draws
     d, state, g = _distiller(method, args)
     m, cfg = d.method, d.config
+    if not hasattr(m, "train_on_real") and not hasattr(m, "train_inner"):
+        raise SystemExit(f"--components times gradient matching's pieces (DC, DSA, IDC); {method} has none: "
+                         f"run it without --components (its network training share is in that table)")
     images = state["images"].detach().clone().requires_grad_(True)
     labels = state["labels"]
     net_opt = torch.optim.SGD(m.net.parameters(), lr=cfg.lr_net)
@@ -123,7 +158,7 @@ def main():
     ap.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--ipc", type=int, default=10)
-    ap.add_argument("--methods", default="dc,dc+cmi,dsa,dsa+cmi,idc,idc+cmi")
+    ap.add_argument("--methods", default="dc,dc+cmi,dsa,dsa+cmi,idc,idc+cmi,idm,idm+cmi")
     ap.add_argument("--iterations", type=int, default=2, help="timed outer iterations")
     ap.add_argument("--warmup", type=int, default=1, help="untimed outer iterations first (0 for long CPU iterations)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
@@ -148,13 +183,15 @@ def main():
     base = {r["method"]: r["s_per_iteration"] for r in rows}
     print(f"profile {args.profile}, {args.dataset}, IPC {args.ipc}, {device_name(pick_device(args.device))}, "
           f"torch {torch.__version__}; median of {args.iterations} outer iteration(s) after {args.warmup} untimed\n")
-    print("| method | s per outer iteration | ms per pixel update | pixel updates | (outer, inner) loops | real/class | CMI overhead |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | s per outer iteration | ms per pixel update | pixel updates | network training share | "
+          "(outer, inner) loops | real/class | CMI overhead |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         plain = base.get(r["method"].split("+")[0])
         ratio = f"{r['s_per_iteration'] / plain:.2f}x" if r["method"].endswith("+cmi") and plain else "-"
         print(f"| {r['method']} | {r['s_per_iteration']:.2f} | {1000 * r['s_per_iteration'] / r['updates']:.0f} | "
-              f"{r['updates']} | ({r['outer_loop']}, {r['inner_loop']}) | {r['real_per_class']} | {ratio} |")
+              f"{r['updates']} | {100 * r['training_share']:.0f} % | ({r['outer_loop']}, {r['inner_loop']}) | "
+              f"{r['real_per_class']} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ At the real-image initialisation it measures, over a few iterations and at every
 method makes (DC/DSA: each round; IDC: each class), the norm of the base method's gradient on the
 synthetic pixels and the norm of the (unweighted) CMI gradient on the images CMI is applied to, and
 prints the lambda at which the two are the same size. Works for every registered method
-(``--method dsa``, ``--method idc``). That is the rule the ``cpu`` profile's lambda follows
+(``--method dsa``, ``--method idc``, ``--method idm``: there each class update carries its share
+n_c/N of the set's CMI, and that scaled gradient is what is compared). That is the rule the ``cpu`` profile's lambda follows
 (docs/profiles.md); it is a scale match, not a tuned optimum.
 """
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main():
     images.requires_grad_(True)
     base_norms, cmi_norms, cmis = [], [], []
 
-    def measure(terms, cmi_images=None, cmi_labels=None, new_proxy=False):
+    def measure(terms, cmi_images=None, cmi_labels=None, new_proxy=False, cmi_scale=1.0):
         """The distiller's update, measuring instead of stepping: the pixels stay at the initialisation."""
         if terms is None:
             return None
@@ -52,7 +53,7 @@ def main():
         images.grad = None
         x, y = (images, labels) if cmi_images is None else (cmi_images, cmi_labels)
         cmis.append(reg.backward(x, y, pool.draw(g), weight=1.0))
-        cmi_norms.append(float(images.grad.norm()) if images.grad is not None else 0.0)
+        cmi_norms.append(cmi_scale * float(images.grad.norm()) if images.grad is not None else 0.0)
         images.grad = None
         return terms
 

@@ -215,6 +215,13 @@ class RealSampler:
         idx = torch.randperm(pool.shape[0], generator=generator)[:n]
         return pool.index_select(0, idx.to(self.device))
 
+    def balanced_batches(self, per_class: int, steps: int, generator: torch.Generator):
+        """``steps`` batches of ``per_class`` random images of every class (classes in order) and their
+        labels: the real batches networks are trained on between image updates (IDC, IDM's queue)."""
+        for _ in range(steps):
+            x = torch.cat([self.sample(c, per_class, generator) for c in range(len(self.by_class))])
+            yield x, torch.arange(len(self.by_class), device=x.device).repeat_interleave(per_class)
+
     def initial_images(self, ipc: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Real-image initialisation: ``ipc`` distinct random images per class, classes in order."""
         self.check_ipc(ipc)

@@ -270,7 +270,8 @@ class Distiller:
         proxy: list[int] = []  # the proxy of the current round
         drawn = [0]  # proxies drawn in this iteration: the step of the next draw
 
-        def update(terms: dict | None, cmi_images=None, cmi_labels=None, new_proxy: bool = False) -> dict | None:
+        def update(terms: dict | None, cmi_images=None, cmi_labels=None, new_proxy: bool = False,
+                   cmi_scale: float = 1.0) -> dict | None:
             x, y = (images, labels) if cmi_images is None else (cmi_images, cmi_labels)
             if new_proxy or not proxy:  # one proxy per iteration, or per round where the method asks
                 proxy[:] = [reg.pool.draw(draws("proxy", step=drawn[0]))] if due else [None]
@@ -279,8 +280,9 @@ class Distiller:
                 self._apply_update(images, opt)
                 return None
             if due and not reg.known_zero(y):
-                terms["cmi"] = reg.backward(x, y, proxy[0], classes=self.classes if self.split else None)
-            terms["loss"] = terms["match"] + (self.config.cmi.weight * terms["cmi"] if "cmi" in terms else 0.0)
+                terms["cmi"] = reg.backward(x, y, proxy[0], weight=self.config.cmi.weight * cmi_scale,
+                                            classes=self.classes if self.split else None)
+            terms["loss"] = terms["match"] + (self.config.cmi.weight * cmi_scale * terms["cmi"] if "cmi" in terms else 0.0)
             grad_ok = images.grad is None or bool(torch.isfinite(images.grad).all())
             if not math.isfinite(terms["loss"]) or not grad_ok:
                 where = f"; the last checkpoint ({self.checkpoint_path}) is kept" if self.checkpoint_path else ""

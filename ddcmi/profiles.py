@@ -103,7 +103,7 @@ def resolve_config(profile: str, dataset: str, method: str, ipc: int, seed: int 
     layer(profile_layer(profile, dataset), f"profile {profile}")
     method_values = dict(cls.defaults(profile, dataset, ipc))
     if cls.options is not None:
-        method_values["options"] = cls.options()
+        method_values.setdefault("options", cls.options())
     weight, note = cls.cmi_weight(profile, dataset, ipc) if with_cmi else (0.0, "")
     method_values["cmi"] = CMIConfig(weight=weight, space="feature", weight_note=note)
     layer(method_values, f"method {base}")

@@ -65,8 +65,10 @@ def epoch_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: 
 
 
 def sgd_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, generator: torch.Generator,
-              dsa: DSA | None = None, cutmix_prob: float = 0.0, on_step: Callable[[], None] | None = None) -> int:
-    """One optimiser step per batch; returns the number of steps."""
+              dsa: DSA | None = None, cutmix_prob: float = 0.0, on_step: Callable[[], None] | None = None,
+              observe: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> int:
+    """One optimiser step per batch; returns the number of steps. ``observe(logits, labels)`` sees each
+    batch's (detached) logits before the step (a running training accuracy: IDM's queue)."""
     steps = 0
     for xb, yb in batches:
         if dsa is not None and dsa.enabled:
@@ -76,7 +78,10 @@ def sgd_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches:
             out = model(xb)
             loss = keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yc)
         else:
-            loss = F.cross_entropy(model(xb), yb)
+            out = model(xb)
+            loss = F.cross_entropy(out, yb)
+            if observe is not None:
+                observe(out.detach(), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -141,12 +141,12 @@ class ThreadExchange:
         return exchange
 
 
-@pytest.mark.parametrize("method", ["dm+cmi", "dsa+cmi", "idc+cmi"])
+@pytest.mark.parametrize("method", ["dm+cmi", "dsa+cmi", "idc+cmi", "idm+cmi"])
 def test_two_class_parallel_workers_equal_a_full_run(toy, method):
     """Two workers, each computing its own classes, exchanging pixels after every update: CMI passes
     whole groups of classes through the proxy (their batches as in a full run), DSA trains its network
     on the whole set between updates, IDC steps through every class's update in every worker
-    (momentum moves all pixels at every step)."""
+    (momentum moves all pixels at every step), IDM trains its queue identically in every worker."""
     cfg = toy_config(toy, method, ipc=2, iterations=2, outer_loop=2, inner_loop=1)
     pool = ddcmi.ProxyPool.build(cfg.pool, toy, progress=False)
     full = Distiller(cfg, toy, progress=False, pool=pool).run().synset

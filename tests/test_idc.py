@@ -8,7 +8,8 @@ import torch
 from ddcmi import Distiller, make_config
 from ddcmi.data import denormalize
 from ddcmi.evaluate import EvalConfig, cutmix, evaluate_synset, idc_recipe, recipe_key
-from ddcmi.methods.idc import decode, decoded_labels, encode, mse_distance, tile, untile
+from ddcmi.methods._formation import decode, decoded_labels, encode, tile, untile
+from ddcmi.methods.idc import mse_distance
 
 
 def test_untile_inverts_tile_exactly_and_keeps_the_order():

@@ -14,8 +14,9 @@ At run time the distiller calls :meth:`initial` once, then :meth:`iteration` onc
 iteration with a :class:`~ddcmi.rng.Draws` (every random draw comes from it, keyed by class and
 purpose) and ``update``. The method adds its matching-loss gradient to ``images.grad`` and calls
 ``update(terms)`` for every image update of the iteration (``terms`` holds ``"match"`` at least):
-``update`` adds the CMI gradient (optionally of other images, e.g. IDC's decoded ones), checks for
-NaN and steps the optimiser. ``update(None)`` is an image update of the global schedule in which
+``update`` adds the CMI gradient (optionally of other images, e.g. IDC's decoded ones, and scaled by
+``cmi_scale``: IDM adds each class's share n_c/N at that class's update), checks for NaN and steps the
+optimiser. ``update(None)`` is an image update of the global schedule in which
 this process has no work (a class it does not compute): the optimiser still steps, with zero
 gradient, so momentum moves exactly as in a run over all classes.
 

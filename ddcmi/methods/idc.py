@@ -15,7 +15,6 @@ lambda x CMI of the class's decoded images is added at each class update (one pr
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..augment import DSA
 from ..data import denormalize, normalize
@@ -24,48 +23,11 @@ from ..evaluate import idc_recipe
 from ..models import create_model, init_weights_
 from ..train import sgd_steps
 from . import register
+from ._formation import FACTOR, decode, decoded_labels, encode
 from .base import MatchingMethod
 from .gradient_matching import class_gradient_distance
 
-FACTOR = 2
 REAL_BATCH = 128  # real images per network-training step between rounds (spread evenly over classes)
-
-
-def tile(images: torch.Tensor, factor: int) -> torch.Tensor:
-    """(B*f*f) x C x h x w small images -> B x C x (f*h) x (f*w) storage images; image k*f*f + i*f + j
-    goes to tile (row i, column j) of storage image k."""
-    n, c, h, w = images.shape
-    if n % (factor * factor):
-        raise ConfigError(f"{n} images cannot be tiled {factor}x{factor}")
-    b = n // (factor * factor)
-    return images.reshape(b, factor, factor, c, h, w).permute(0, 3, 1, 4, 2, 5).reshape(b, c, factor * h, factor * w)
-
-
-def untile(storage: torch.Tensor, factor: int) -> torch.Tensor:
-    """The exact inverse of :func:`tile`."""
-    b, c, hh, ww = storage.shape
-    if hh % factor or ww % factor:
-        raise ConfigError(f"a {hh}x{ww} image cannot hold {factor}x{factor} tiles")
-    h, w = hh // factor, ww // factor
-    return storage.reshape(b, c, factor, h, factor, w).permute(0, 2, 4, 1, 3, 5).reshape(b * factor * factor, c, h, w)
-
-
-def encode(images: torch.Tensor, factor: int = FACTOR) -> torch.Tensor:
-    """Full-size images (f^2 per storage image) -> storage images: downsample each, then tile."""
-    h, w = images.shape[-2:]
-    small = F.interpolate(images, size=(h // factor, w // factor), mode="bilinear", align_corners=False,
-                          antialias=True)
-    return tile(small, factor)
-
-
-def decode(storage: torch.Tensor, factor: int = FACTOR) -> torch.Tensor:
-    """Storage images -> f^2 full-size images each: cut the tiles out and upsample them (bilinear)."""
-    h, w = storage.shape[-2:]
-    return F.interpolate(untile(storage, factor), size=(h, w), mode="bilinear", align_corners=False)
-
-
-def decoded_labels(labels: torch.Tensor, factor: int = FACTOR) -> torch.Tensor:
-    return labels.repeat_interleave(factor * factor)
 
 
 def mse_distance(grads_real: list[torch.Tensor], grads_syn: list[torch.Tensor]) -> torch.Tensor:
@@ -164,10 +126,5 @@ class IDCMatching(MatchingMethod):
     def train_on_real(self, optimizer, generator) -> None:
         """``inner_loop`` SGD steps on real batches spread evenly over all classes (shared work)."""
         per_class = max(1, REAL_BATCH // self.num_classes)
-
-        def batches():
-            for _ in range(self.config.inner_loop):
-                x = torch.cat([self.sampler.sample(c, per_class, generator) for c in range(self.num_classes)])
-                yield x, torch.arange(self.num_classes, device=x.device).repeat_interleave(per_class)
-
-        sgd_steps(self.net, optimizer, batches(), generator, self.dsa)
+        sgd_steps(self.net, optimizer, self.sampler.balanced_batches(per_class, self.config.inner_loop, generator),
+                  generator, self.dsa)
