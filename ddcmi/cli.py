@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="execute notebooks with papermill into reports/<profile>/<name>/",
                        epilog=EPILOG)
-    p.add_argument("name", help="a notebook of notebooks/ (without .ipynb), or all")
+    p.add_argument("name", help="a notebook of notebooks/ (its name, without .py or .ipynb), or all")
     p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     p.add_argument("-p", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="notebook parameter (JSON value or plain string), repeatable")

@@ -270,23 +270,46 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     errors = []
     if info.download is not None and download:
         target = data_roots(root)[0][1]
+        created = not target.exists()
         try:
             target.mkdir(parents=True, exist_ok=True)
             return _from_arrays(info, [info.download(target, split, True) for split in (True, False)],
                                 source=f"torchvision download into {target}")
         except Exception as exc:  # network down, disk full, ...
             errors.append(f"download through torchvision into {target} failed: {exc}")
+            if created and target.is_dir() and not any(target.iterdir()):
+                target.rmdir()  # leave no empty folder behind that the failed download made
     elif info.download is None:
         errors.append(f"{info.name} cannot be downloaded: it exists only as a local copy")
     else:
         errors.append("downloads are off (download=False or DDCMI_OFFLINE=1)")
     places = "\n  ".join(searched)
+    alike = _present_look_alikes(info.name, [r for _, r in data_roots(root)])
+    if alike:
+        errors.append("present in the searched roots: " + "; ".join(
+            f"{n} at {where} (--dataset {n}{', a lossy JPEG copy: results are labelled ' + n if 'jpeg' in n else ''})"
+            for n, where in alike))
     raise DatasetNotFoundError(
         f"dataset {info.name!r} not found. Searched:\n  {places}\n" + "\n".join(errors) + "\n"
         f"Fix: pass a root that holds it (--data-root DIR or load_dataset(..., root=DIR)), or set "
         f"DDCMI_DATA=DIR, where DIR contains {info.name}/train.npz + {info.name}/test.npz, an ImageFolder "
         f"{info.name}/train + {info.name}/test, or {info.name}.tar.gz of such a folder"
         + ("" if info.download is None else "; or allow the torchvision download on a machine with internet") + ".")
+
+
+def _present_look_alikes(name: str, roots: list[Path]) -> list[tuple[str, Path]]:
+    """Registered datasets whose name contains or is contained in ``name`` (cifar10 / cifar10_jpeg) and
+    that one of ``roots`` holds (a folder or archive of that name): what the user probably meant."""
+    out = []
+    for other in DATASETS.names():
+        if other == name or not (other.startswith(name) or name.startswith(other)):
+            continue
+        for r in roots:
+            hit = next((p for p in (r / other, r / f"{other}.tar.gz") if p.exists()), None)
+            if hit is not None:
+                out.append((other, hit))
+                break
+    return out
 
 
 def _find_local(info: DatasetInfo, root: Path, searched: list[str], origin: str) -> Dataset | None:

@@ -53,8 +53,9 @@ def notebooks_dir() -> Path:
 
 
 def notebook_names(directory: Path | None = None) -> list[str]:
-    """The notebooks, in the order ``reproduce all`` runs them (unlisted ones last, by name)."""
-    names = sorted(p.stem for p in (directory or notebooks_dir()).glob("*.ipynb"))
+    """The notebooks (their percent-format sources ``notebooks/<name>.py``), in the order ``reproduce
+    all`` runs them (unlisted ones last, by name)."""
+    names = sorted(p.stem for p in (directory or notebooks_dir()).glob("*.py"))
     return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
 
@@ -83,7 +84,9 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     executed = out / f"{name}.ipynb"
-    nb = papermill.execute_notebook(str(directory / f"{name}.ipynb"), None, parameters=params,
+    import jupytext
+    source = jupytext.read(directory / f"{name}.py")  # the tracked source; the paired .ipynb is the user's copy
+    nb = papermill.execute_notebook(source, None, parameters=params,
                                     kernel_name="python3", progress_bar=progress, cwd=str(Path.cwd()))
     for cell in nb.cells:
         for o in cell.get("outputs", []):

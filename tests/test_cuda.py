@@ -44,7 +44,7 @@ def test_regulariser_value_and_gradient_match_the_cpu(space):
     assert torch.allclose(out["cuda"][1], out["cpu"][1], rtol=1e-2, atol=1e-6 * out["cpu"][1].abs().max())
 
 
-@pytest.mark.parametrize("method,ipc", [("dm+cmi", 10), ("dsa+cmi", 10), ("idc+cmi", 2)])
+@pytest.mark.parametrize("method,ipc", [("dm+cmi", 10), ("dsa+cmi", 10), ("idc+cmi", 2), ("idm+cmi", 2)])
 def test_each_method_family_runs_on_cuda_and_beats_chance(mnist, method, ipc):
     cfg = make_config("smoke", "mnist", method, ipc)
     distiller = Distiller(cfg, mnist, device=CUDA, progress=False)

@@ -60,6 +60,35 @@ def test_missing_data_names_every_place_searched_and_the_fix(tmp_path, monkeypat
     assert "DDCMI_DATA" in msg and "--data-root" in msg and "downloads are off" in msg
 
 
+def test_missing_data_suggests_a_registered_look_alike_that_is_present(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDCMI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DDCMI_DATA", raising=False)
+    (tmp_path / "root" / "cifar10_jpeg").mkdir(parents=True)
+    with pytest.raises(ddcmi.DatasetNotFoundError, match=r"present in the searched roots: cifar10_jpeg at .*root"):
+        load_dataset("cifar10", root=tmp_path / "root", download=False)
+    with pytest.raises(ddcmi.DatasetNotFoundError) as err:  # nothing alike there: no suggestion
+        load_dataset("svhn", root=tmp_path / "root", download=False)
+    assert "present in" not in str(err.value)
+
+
+def test_a_failed_download_leaves_no_folder_behind(tmp_path, monkeypatch):
+    target = tmp_path / "nowhere" / "data"
+    monkeypatch.setenv("DDCMI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DDCMI_DATA", str(target))
+    info = DATASETS.get("mnist")
+
+    def offline(root, train, download):
+        if download:
+            raise RuntimeError("network unreachable")
+        raise RuntimeError("no files")
+
+    import dataclasses
+    monkeypatch.setitem(DATASETS._items, "mnist", dataclasses.replace(info, download=offline))
+    with pytest.raises(ddcmi.DatasetNotFoundError, match="network unreachable"):
+        load_dataset("mnist", download=True)
+    assert not target.exists()
+
+
 def test_local_only_dataset_says_it_cannot_be_downloaded(tmp_path, monkeypatch):
     monkeypatch.delenv("DDCMI_DATA", raising=False)
     monkeypatch.setenv("DDCMI_CACHE", str(tmp_path / "cache"))

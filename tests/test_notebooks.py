@@ -1,28 +1,74 @@
-"""Notebooks: kept free of outputs with a parameters cell, and executed with papermill at `smoke`."""
+"""Notebooks: percent-format sources (notebooks/<name>.py, paired with a git-ignored .ipynb) with a
+parameters cell, executed with papermill at `smoke`; a save in JupyterLab never dirties the tree."""
 import json
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 
 
 def test_there_are_notebooks():
-    assert NOTEBOOKS
+    assert NOTEBOOKS and (ROOT / "notebooks" / "jupytext.toml").exists()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_clean_and_parametrised(path):
-    nb = json.loads(path.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert not any(c.get("outputs") or c.get("execution_count") for c in code), f"{path.name} has outputs"
-    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    jupytext = pytest.importorskip("jupytext")
+    nb = jupytext.read(path)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged parameters"
     first = "".join(tagged[0]["source"]).strip().splitlines()[0]
     assert first.startswith("profile"), "the first parameter is profile"
-    assert nb["metadata"]["kernelspec"]["language"] == "python"
+    assert nb.metadata["kernelspec"]["language"] == "python"
+    # the tracked text is exactly what jupytext writes for it: a save in JupyterLab rewrites nothing
+    assert jupytext.writes(nb, fmt="py:percent") == path.read_text()
+
+
+def _tracked_copy(tmp_path, name: str) -> Path:
+    """A git repository holding one notebook source, the pairing config and the project's .gitignore."""
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / f"{name}.py", repo / "notebooks")
+    shutil.copy(ROOT / "notebooks" / "jupytext.toml", repo / "notebooks")
+    shutil.copy(ROOT / ".gitignore", repo)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    return repo
+
+
+@pytest.mark.parametrize("opened", ["py", "ipynb"])
+def test_a_notebook_executed_and_saved_in_jupyterlab_leaves_the_tree_clean(tmp_path, opened):
+    """Open the source as JupyterLab does (through jupytext's contents manager, the server extension
+    jupytext installs), give every code cell outputs as an execution would, save: the outputs land in
+    the paired, ignored .ipynb; the tracked .py is byte for byte unchanged; git status is empty."""
+    pytest.importorskip("jupytext")
+    import nbformat
+    from jupytext.sync_contentsmanager import TextFileContentsManager
+    repo = _tracked_copy(tmp_path, "quickstart")
+    source = (repo / "notebooks" / "quickstart.py").read_bytes()
+    cm = TextFileContentsManager(root_dir=str(repo / "notebooks"))
+    if opened == "ipynb":  # the paired copy, as `jupytext --sync` (README) makes it
+        cm.save(cm.get("quickstart.py"), "quickstart.py")
+    path = f"quickstart.{opened}"
+    model = cm.get(path)
+    nb = model["content"]
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        cell.outputs = [nbformat.v4.new_output("stream", text=f"ran {i}\n")]
+        cell.execution_count = i + 1
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
+    cm.save({"type": "notebook", "format": "json", "content": nb}, path)
+    paired = json.loads((repo / "notebooks" / "quickstart.ipynb").read_text())
+    assert any(c.get("outputs") for c in paired["cells"])  # the outputs are kept, in the ignored copy
+    assert (repo / "notebooks" / "quickstart.py").read_bytes() == source
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True, check=True)
+    assert status.stdout == ""
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -32,7 +78,7 @@ def test_notebook_runs_at_smoke_and_writes_its_report(path, tmp_path, mnist, mon
     monkeypatch.chdir(tmp_path)
     assert main(["reproduce", path.stem, "--profile", "smoke", "--reports", str(tmp_path / "reports"), "--quiet"]) == 0
     out = tmp_path / "reports" / "smoke" / path.stem
-    executed = out / f"{path.stem}.ipynb"
+    executed = out / f"{path.stem}.ipynb"  # the executed copy kept with the report
     assert executed.exists() and executed.stat().st_size < 1_000_000 and b"image/png" not in executed.read_bytes()
     index = (tmp_path / "reports" / "README.md").read_text()
     assert f"smoke/{path.stem}" in index
@@ -52,3 +98,21 @@ def _leaves(d):
             yield from _leaves(v)
     else:
         yield d
+
+
+@pytest.mark.parametrize("name", ["main_table", "cross_architecture", "cmi_vs_accuracy"])
+def test_the_method_notebooks_run_idm(name, tmp_path, mnist, monkeypatch):
+    """IDM and IDM+CMI go through the notebooks that compare methods, as every registered method does."""
+    pytest.importorskip("papermill")
+    from ddcmi.cli import main
+    monkeypatch.chdir(tmp_path)
+    params = ["-p", 'methods=["idm","idm+cmi"]']
+    if name == "cross_architecture":
+        params += ["-p", 'archs=["convnet3"]']
+    if name == "cmi_vs_accuracy":
+        params += ["-p", "lambdas=[]"]
+    assert main(["reproduce", name, "--profile", "smoke", "--reports", str(tmp_path / "reports"), "--quiet",
+                 "--tag", "idm", *params]) == 0
+    metrics = json.loads((tmp_path / "reports" / "smoke" / f"{name}_idm" / "metrics.json").read_text())
+    text = json.dumps(metrics)
+    assert '"idm+cmi"' in text and metrics["profile"] == "smoke"
