@@ -1,17 +1,30 @@
-"""Figures: one colour per method across every notebook, and grids of synthetic images (one row per
-class). Matplotlib only; seaborn styles are optional."""
+"""Figures: one colour-blind-safe colour and marker per method across every notebook, a check that a
+figure can be read on its own, and grids of synthetic images (one row per class). Matplotlib only;
+seaborn styles are optional."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
-# One hue per base method (matplotlib's tab10, fixed order); the base method is drawn in a lighter
-# shade and ``X+cmi`` in a darker shade of the same hue, so a pair reads as a pair in every figure.
-_BASE_HUES = {"dm": "#1f77b4", "dc": "#ff7f0e", "dsa": "#2ca02c", "idc": "#d62728", "idm": "#9467bd",
-              "mtt": "#8c564b"}
+# Colour-blind-safe colours (Okabe & Ito 2008; Paul Tol's indigo, sand-free muted picks where eight run out):
+# each base method has a cool hue and its ``X+cmi`` a warm one, and the two also differ in marker, so a
+# pair reads apart on a projector, in grey print and for readers with a colour-vision deficiency.
+_PAIRS = {"dm": ("#0072B2", "#D55E00"),     # blue / vermillion
+          "dsa": ("#009E73", "#CC79A7"),    # bluish green / reddish purple
+          "idc": ("#56B4E9", "#E69F00"),    # sky blue / orange
+          "idm": ("#332288", "#AA4499"),    # indigo / purple (Tol)
+          "dc": ("#000000", "#882255"),     # black / wine (Tol)
+          "mtt": ("#117733", "#CC6677")}    # green / rose (Tol)
 # Reference sets that are not distilled (the CMI-diagnostic notebook): greys and an olive.
-_OTHER_COLORS = {"random": "#7f7f7f", "herding coreset": "#bcbd22", "real": "#17becf"}
+_OTHER_COLORS = {"random": "#7f7f7f", "herding coreset": "#999933", "real": "#44AA99"}
+BASE_MARKER, CMI_MARKER = "o", "s"
+
+
+def _split(name: str) -> tuple[str, bool]:
+    key = name.lower().removeprefix("distilled ").strip()
+    base, _, suffix = key.partition("+")
+    return (base.split()[0] if base else base), bool(suffix)
 
 
 def method_color(name: str) -> str:
@@ -24,21 +37,53 @@ def method_color(name: str) -> str:
     for other, color in _OTHER_COLORS.items():
         if key.startswith(other):
             return color
-    base, _, suffix = key.partition("+")
-    base = base.split()[0] if base else base
-    if base in _BASE_HUES:
-        return _shade(_BASE_HUES[base], dark=bool(suffix))
+    base, cmi = _split(name)
+    if base in _PAIRS:
+        return _PAIRS[base][int(cmi)]
     import matplotlib
 
     palette = matplotlib.colormaps["tab20b"].colors
     return matplotlib.colors.to_hex(palette[zlib.crc32(key.encode()) % len(palette)])
 
 
-def _shade(hex_color: str, dark: bool) -> str:
-    """A darker (mixed with 20 % black) or lighter (mixed with 40 % white) version of ``hex_color``."""
-    rgb = [int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
-    mixed = [c * 0.8 for c in rgb] if dark else [c + (1 - c) * 0.4 for c in rgb]
-    return "#" + "".join(f"{round(255 * c):02x}" for c in mixed)
+def method_marker(name: str) -> str:
+    """``"s"`` for a method with CMI, ``"o"`` for a base method (``"^"`` for reference sets)."""
+    key = name.lower().removeprefix("distilled ").strip()
+    if any(key.startswith(o) for o in _OTHER_COLORS):
+        return "^"
+    return CMI_MARKER if _split(name)[1] else BASE_MARKER
+
+
+def figure_problems(fig) -> list[str]:
+    """What keeps a figure from being read on its own: a plotting panel without axis labels (text tick
+    labels count as a label: a categorical axis), or with more than one labelled series and no legend
+    (on the panel or the figure) unless its tick labels name each series. Image panels (``imshow``) are exempt. Recorded by
+    :func:`ddcmi.report.write_report` for every figure a notebook writes."""
+    out = []
+    figure_legend = bool(fig.legends)
+    for i, ax in enumerate(fig.axes):
+        if ax.images or not ax.get_visible() or not ax.has_data():
+            continue
+        where = f"panel {i} ({ax.get_title() or 'untitled'})"
+        for axis in ("x", "y") if ax.axison else ():  # a drawing with its axes off (a simplex) has none to label
+            twins = getattr(ax, f"get_shared_{axis}_axes")().get_siblings(ax)  # a twinx/twiny panel shares one
+            label = "".join(getattr(t, f"get_{axis}label")() for t in twins)
+            ticks = [t.get_text() for t in getattr(ax, f"get_{axis}ticklabels")()]
+            categorical = any(_is_word(t) for t in ticks)
+            if not label and not categorical:
+                out.append(f"{where}: no {axis} label")
+        series = {lb for lb in ax.get_legend_handles_labels()[1] if not lb.startswith("_")}
+        ticks = {t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()}
+        named_by_ticks = series <= ticks  # one series per category, the axis names them
+        if len(series) > 1 and ax.get_legend() is None and not figure_legend and not named_by_ticks:
+            out.append(f"{where}: {len(series)} labelled series and no legend")
+    return out
+
+
+def _is_word(tick: str) -> bool:
+    """A tick label that names something (``dm+cmi``, ``convnet3``), not a number (``0.5``, ``2e-4``,
+    ``$\\mathdefault{10^{-3}}$``)."""
+    return any(ch.isalpha() and ch != "e" for ch in tick.replace("\\mathdefault", ""))
 
 
 def image_grid(images_unit: torch.Tensor, labels: torch.Tensor, classes: list[str], max_per_class: int = 10,

@@ -50,6 +50,15 @@ class PoolConfig:
         subset = "all" if not self.train_per_class else f"{self.train_per_class}/class"
         return f"{self.count} x {self.arch} {self.arch_kwargs or ''}, {self.epochs} epochs on {subset} ({self.key()})"
 
+    def title(self) -> str:
+        """The pool in words, for figure titles: "4 ResNet-18 proxies (width 16), 2 epochs on 2,000 images per class"."""
+        names = {"resnet18": "ResNet-18", "convnet3": "ConvNet-3", "convnet4": "ConvNet-4", "vgg11": "VGG11",
+                 "alexnet": "AlexNet"}
+        extra = ", ".join(f"{k} {v}" for k, v in sorted(self.arch_kwargs.items()))
+        data = "the full training split" if not self.train_per_class else f"{self.train_per_class:,} images per class"
+        return (f"{self.count} {names.get(self.arch, self.arch)} prox{'y' if self.count == 1 else 'ies'}"
+                f"{f' ({extra})' if extra else ''}, {self.epochs} epoch{'s' * (self.epochs != 1)} on {data}")
+
     def __hash__(self):
         return hash(self.key())
 

@@ -11,14 +11,19 @@ from .utils import _atomic, atomic_write_json, provenance
 
 def write_report(out_dir: str | Path, metrics: dict, figures: dict | None, device: torch.device | str,
                  started: float | None = None) -> Path:
-    """Save ``metrics`` (plus provenance) as metrics.json and each matplotlib figure as NAME.png.
+    """Save ``metrics`` (plus provenance and ``figure_problems``: what keeps each figure from being read
+    on its own, :func:`ddcmi.plots.figure_problems`, empty when none) as metrics.json and each matplotlib
+    figure as NAME.png.
     ``device`` is the one the numbers were computed on: it has no default, so a report made on a GPU
     can never say "cpu" because a caller forgot to pass it."""
     out = Path(out_dir)
     bad = [k for k, v in _flatten(metrics) if isinstance(v, float) and not math.isfinite(v)]
     if bad:
         raise ValueError(f"non-finite metrics: {bad}")
-    atomic_write_json({**metrics, "provenance": provenance(torch.device(device), started)}, out / "metrics.json")
+    from .plots import figure_problems
+    problems = {name: p for name, fig in (figures or {}).items() if (p := figure_problems(fig))}
+    atomic_write_json({**metrics, "figure_problems": problems, "provenance": provenance(torch.device(device), started)},
+                      out / "metrics.json")
     for name, fig in (figures or {}).items():
         _atomic(out / f"{name}.png", lambda f, fig=fig: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
     return out

@@ -71,4 +71,5 @@ def draw_simplex(ax, logits: torch.Tensor, labels: torch.Tensor, title: str | No
     ax.set_title((title + "\n" if title else "") + f"CMI = mean KL(p_i || Q_c) = {cmi:.4f} nats", fontsize=9)
     ax.set_aspect("equal")
     ax.axis("off")
+    ax.legend(fontsize=7, loc="upper right")  # which colour is which class, on every panel
     return cmi

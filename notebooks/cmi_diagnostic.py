@@ -39,7 +39,7 @@ import matplotlib.pyplot as plt
 import ddcmi
 from ddcmi.coreset import herding, random_subsets
 from ddcmi.experiments import evaluated, run_or_resume
-from ddcmi.plots import log_axis, method_color
+from ddcmi.plots import log_axis, method_color, method_marker
 from ddcmi.report import write_report
 
 started = time.time()
@@ -75,9 +75,9 @@ for ax, space in zip(axes, ("feature", "logit")):
     for k in kinds:
         pts = [r for n, r in rows.items() if kind(n) == k]
         ax.errorbar([p[f"cmi_{space}"] for p in pts], [100 * p["acc_mean"] for p in pts],
-                    yerr=[100 * p["acc_std"] for p in pts], fmt="o", capsize=3, color=method_color(k), label=k)
+                    yerr=[100 * p["acc_std"] for p in pts], fmt=method_marker(k), capsize=3, color=method_color(k), label=k)
     log_axis(ax, "x"); ax.set_xlabel(f"{space}-space CMI (nats)"); ax.set_ylabel("test accuracy (%)"); ax.legend(fontsize=7)
-fig.suptitle(f"{ds.label}, IPC {ipc}, profile {profile}; pool {pool.config.describe()}", fontsize=9)
+fig.suptitle(f"{ds.label}, IPC {ipc}, profile {profile}; CMI under {pool.config.title()}", fontsize=9)
 fig.tight_layout()
 
 # %%

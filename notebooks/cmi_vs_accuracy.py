@@ -36,7 +36,7 @@ import time
 import matplotlib.pyplot as plt
 import ddcmi
 from ddcmi.experiments import curve_runs
-from ddcmi.plots import log_axis, method_color
+from ddcmi.plots import log_axis, method_color, method_marker
 from ddcmi.report import write_report
 
 started = time.time()
@@ -50,16 +50,16 @@ fig_curves, axes = plt.subplots(1, 3, figsize=(15, 3.8))
 for m in methods:
     tracks, evals = runs[m]["tracks"], runs[m]["evals"]  # measured on the run's snapshots
     it = [t["iteration"] for t in tracks]
-    axes[0].plot(it, [t["cmi_feature"] for t in tracks], "o-", color=colors[m], label=m)
-    axes[1].plot(it, [t["cmi_logit"] for t in tracks], "o-", color=colors[m], label=m)
+    axes[0].plot(it, [t["cmi_feature"] for t in tracks], marker=method_marker(m), color=colors[m], label=m)
+    axes[1].plot(it, [t["cmi_logit"] for t in tracks], marker=method_marker(m), color=colors[m], label=m)
     axes[2].errorbar([e["iteration"] for e in evals], [100 * e["acc_mean"] for e in evals],
-                     yerr=[100 * e["acc_std"] for e in evals], fmt="o-", capsize=3, color=colors[m], label=m)
+                     yerr=[100 * e["acc_std"] for e in evals], fmt="-" + method_marker(m), capsize=3, color=colors[m], label=m)
 axes[0].set_ylabel("feature-space CMI (nats)"); axes[1].set_ylabel("logit-space CMI (nats)"); axes[2].set_ylabel("test accuracy (%)")
 for ax in axes:
     ax.set_xlabel("distillation iteration"); ax.legend(fontsize=8)
 for ax in axes[:2]:
     ax.set_yscale("log")
-fig_curves.suptitle(f"{ds.label}, IPC {ipc}, profile {profile}; CMI under {pool.config.describe()}", fontsize=9)
+fig_curves.suptitle(f"{ds.label}, IPC {ipc}, profile {profile}; CMI under {pool.config.title()}", fontsize=9)
 fig_curves.tight_layout()
 
 # %%
@@ -70,7 +70,7 @@ fig_sweep, axes = plt.subplots(1, 2, figsize=(10, 3.8))
 for ax, space in zip(axes, ("feature", "logit")):
     for w, r in sweep:
         a = r["final_acc"]
-        ax.errorbar(r[f"cmi_{space}"], 100 * a["mean"], yerr=100 * a["std"], fmt="o", capsize=3, color=colors.get(r["method"]))
+        ax.errorbar(r[f"cmi_{space}"], 100 * a["mean"], yerr=100 * a["std"], fmt=method_marker(r["method"]), capsize=3, color=colors.get(r["method"]))
         ax.annotate(f"lambda={w:g}", (r[f"cmi_{space}"], 100 * a["mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     log_axis(ax, "x"); ax.set_xlabel(f"final {space}-space CMI (nats)"); ax.set_ylabel("final test accuracy (%)")
 fig_sweep.suptitle("final CMI against final accuracy across lambda", fontsize=9)

@@ -39,7 +39,7 @@ import time
 import matplotlib.pyplot as plt
 import ddcmi
 from ddcmi.experiments import cross_architecture, rows_to_markdown, rows_to_csv, setup
-from ddcmi.plots import method_color
+from ddcmi.plots import method_color, method_marker
 from ddcmi.report import write_report
 from ddcmi.utils import atomic_write_text
 
@@ -59,7 +59,7 @@ width = 0.8 / len(methods)
 for j, m in enumerate(methods):
     # points with error bars, not bars from zero: the base/+CMI differences are a point or two
     ax.errorbar([i + j * width for i in range(len(archs))], [100 * results[m][a]["mean"] for a in archs],
-                yerr=[100 * results[m][a]["std"] for a in archs], fmt="o", capsize=3, color=method_color(m), label=m)
+                yerr=[100 * results[m][a]["std"] for a in archs], fmt=method_marker(m), capsize=3, color=method_color(m), label=m)
 ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(archs))], archs)
 ax.set_ylabel("test accuracy (%)"); ax.grid(axis="y", alpha=0.3); ax.legend(fontsize=8)
 ax.set_title(f"{ds.label}, IPC {ipc}, distilled with ConvNet-3, profile {profile}", fontsize=9)

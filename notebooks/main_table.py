@@ -36,7 +36,7 @@ import time
 import matplotlib.pyplot as plt
 import ddcmi
 from ddcmi.experiments import main_table, cell_provenance, rows_to_markdown, rows_to_csv
-from ddcmi.plots import method_color
+from ddcmi.plots import method_color, method_marker
 from ddcmi.report import write_report
 from ddcmi.utils import atomic_write_text
 
@@ -57,12 +57,13 @@ fig, axes = plt.subplots(1, len(raw), figsize=(0.6 + (0.5 + 0.45 * len(methods))
 for ax, r in zip(axes[0], raw.values()):
     for j, m in enumerate(methods):
         a = r["methods"][m]["accuracy"]
-        ax.errorbar([j], [100 * a["mean"]], yerr=[100 * a["std"]], fmt="o", capsize=3, color=colors[m], label=m)
+        ax.errorbar([j], [100 * a["mean"]], yerr=[100 * a["std"]], fmt=method_marker(m), capsize=3, color=colors[m], label=m)
     ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(methods) - 0.4); ax.grid(axis="y", alpha=0.3)
     ax.set_title(f"{r['dataset_label']}\nIPC {r['ipc']}", fontsize=8)  # two lines: long dataset labels
 axes[0][0].set_ylabel("test accuracy (%)")
-fig.suptitle(f"profile {profile}: mean +- std over evaluation networks", fontsize=9)
+ran_on = ", ".join(sorted(set(cell_provenance(raw, "device").values())))  # where the cells were computed
+fig.suptitle(f"profile {profile}, on {ran_on}: mean +- std over evaluation networks", fontsize=9)
 fig.tight_layout()
 
 

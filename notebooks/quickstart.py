@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import torch
 import ddcmi
 from ddcmi.experiments import run_or_resume
-from ddcmi.plots import image_grid
+from ddcmi.plots import image_grid, method_color
 from ddcmi.report import write_report
 
 started = time.time()
@@ -52,11 +52,14 @@ result = run_or_resume(cfg, ds, device)
 synset = result.synset
 steps = result.history["steps"]
 fig_loss, ax = plt.subplots(figsize=(6, 3))
-ax.plot([s["iteration"] for s in steps], [s["match"] for s in steps], label=f"matching loss ({cfg.base_method.upper()})")
-if any("cmi" in s for s in steps):
+lines = ax.plot([s["iteration"] for s in steps], [s["match"] for s in steps], color=method_color(cfg.base_method),
+                label=f"matching loss ({cfg.base_method.upper()}, left axis)")
+if any("cmi" in s for s in steps):  # two scales: CMI on a twin axis, one legend for both lines
     ax2 = ax.twinx()
-    ax2.plot([s["iteration"] for s in steps if "cmi" in s], [s["cmi"] for s in steps if "cmi" in s], color="C1", label="CMI (feature space, nats)")
+    lines += ax2.plot([s["iteration"] for s in steps if "cmi" in s], [s["cmi"] for s in steps if "cmi" in s], "--",
+                      color=method_color(cfg.method), label="CMI of the set (feature space, nats; right axis)")
     ax2.set_ylabel("CMI (nats)")
+ax.legend(handles=lines, fontsize=8)
 ax.set_xlabel("iteration"); ax.set_ylabel(f"{cfg.base_method.upper()} matching loss"); ax.set_title(f"{cfg.method} on {ds.label}, IPC {ipc}")
 fig_loss.tight_layout()
 

@@ -57,7 +57,6 @@ figures, metrics = {}, {"notebook": "teaching_demo", "profile": profile, "lam": 
 logits, labels = teaching.toy_problem(num_classes=3, per_class=ipc, spread=spread, seed=seed)
 fig, ax = plt.subplots(figsize=(4.5, 4.2))
 metrics["toy_cmi_start"] = teaching.draw_simplex(ax, logits, labels, title=f"{ipc} points per class")
-ax.legend(fontsize=7, loc="upper right")
 figures["toy_start"] = fig
 
 # %% [markdown]

@@ -35,7 +35,7 @@ import time
 import matplotlib.pyplot as plt
 import ddcmi
 from ddcmi.experiments import curve_runs
-from ddcmi.plots import method_color
+from ddcmi.plots import method_color, method_marker
 from ddcmi.report import write_report
 
 started = time.time()
@@ -53,8 +53,8 @@ for m in methods:
     err = [100 * e["acc_std"] for e in evals]
     secs = [e["seconds"] for e in evals]
     curves[m] = {"iterations": its, "seconds": secs, "acc_mean": acc, "acc_std": err}
-    axes[0].errorbar(its, acc, yerr=err, fmt="o-", capsize=3, color=method_color(m), label=m)
-    axes[1].errorbar(secs, acc, yerr=err, fmt="o-", capsize=3, color=method_color(m), label=m)
+    axes[0].errorbar(its, acc, yerr=err, fmt="-" + method_marker(m), capsize=3, color=method_color(m), label=m)
+    axes[1].errorbar(secs, acc, yerr=err, fmt="-" + method_marker(m), capsize=3, color=method_color(m), label=m)
 axes[0].set_xlabel("distillation iteration"); axes[1].set_xlabel("distillation wall time (s)")
 for ax in axes:
     ax.set_ylabel("test accuracy (%)"); ax.legend(fontsize=8)

@@ -87,6 +87,7 @@ def test_notebook_runs_at_smoke_and_writes_its_report(path, tmp_path, mnist, mon
     assert numbers and all(math.isfinite(v) for v in numbers)
     assert metrics["profile"] == "smoke" and "git_commit" in metrics["provenance"]
     assert list(out.glob("*.png"))
+    assert metrics["figure_problems"] == {}  # every figure: labelled axes, a legend where series share a panel
 
 
 def _leaves(d):

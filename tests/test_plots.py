@@ -1,18 +1,38 @@
-"""One colour per method in every figure."""
-import matplotlib.colors as mcolors
+"""One colour-blind-safe colour and marker per method in every figure; figures that read on their own."""
+import matplotlib
 
-from ddcmi.methods import list_methods
-from ddcmi.plots import method_color
+matplotlib.use("Agg")
+import matplotlib.colors as mcolors  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ddcmi.methods import list_methods  # noqa: E402
+from ddcmi.plots import figure_problems, method_color, method_marker  # noqa: E402
 
 
-def test_every_method_has_its_own_colour_and_pairs_share_a_hue():
+def test_every_method_has_its_own_colour_and_a_pair_differs_in_hue_and_marker():
     colours = {m: method_color(m) for m in list_methods()}
     assert len(set(colours.values())) == len(colours), colours
     for m in list_methods():
         if m.endswith("+cmi"):
             base = mcolors.rgb_to_hsv(mcolors.to_rgb(colours[m.split("+")[0]]))
             plus = mcolors.rgb_to_hsv(mcolors.to_rgb(colours[m]))
-            assert abs(base[0] - plus[0]) < 0.02 and plus[2] < base[2]  # same hue, darker with CMI
+            assert abs(base[0] - plus[0]) > 0.1 or base[2] < 0.05  # another hue (black's partner: any)
+            assert method_marker(m) != method_marker(m.split("+")[0])
+
+
+def test_figure_problems_finds_unlabelled_axes_and_missing_legends():
+    fig, (a, b, c) = plt.subplots(1, 3)
+    a.plot([1, 2], [3, 4], label="dm"); a.plot([1, 2], [4, 5], label="dm+cmi")  # two series, no legend, no labels
+    b.errorbar([0, 1], [1, 2], yerr=[0.1, 0.1], label="x"); b.set_xticks([0, 1], ["dm", "dm+cmi"]); b.set_ylabel("acc")
+    c.imshow([[0, 1], [1, 0]])  # an image panel needs neither
+    problems = figure_problems(fig)
+    assert any("panel 0" in p and "no x label" in p for p in problems)
+    assert any("panel 0" in p and "no legend" in p for p in problems)
+    assert not any("panel 1" in p or "panel 2" in p for p in problems)  # categorical x axis, one series
+    a.set_xlabel("iteration"); a.set_ylabel("loss"); a.legend()
+    twin = a.twinx(); twin.plot([1, 2], [0.1, 0.2]); twin.set_ylabel("CMI")  # a twin shares the x label
+    assert figure_problems(fig) == []
+    plt.close(fig)
 
 
 def test_colour_depends_only_on_the_name():
