@@ -162,10 +162,12 @@ class IDMMatching(MatchingMethod):
         self.queue: list[_Member] = []
 
     # ------------------------------------------------------------------ the queue
+    def _network(self) -> torch.nn.Module:
+        return create_model(self.config.net, self.dataset.channels, self.num_classes, self.dataset.image_size,
+                            **self.config.net_kwargs)
+
     def _new_member(self, generator: torch.Generator, born: int) -> _Member:
-        net = create_model(self.config.net, self.dataset.channels, self.num_classes, self.dataset.image_size,
-                           **self.config.net_kwargs)
-        return _Member(init_weights_(net, generator).to(self.device), self.config.lr_net, born)
+        return _Member(init_weights_(self._network(), generator).to(self.device), self.config.lr_net, born)
 
     def _push(self, generator: torch.Generator, born: int) -> None:
         if len(self.queue) >= self.opts.net_num:
@@ -256,8 +258,7 @@ class IDMMatching(MatchingMethod):
             return
         queue = []
         for s in state["queue"]:
-            net = create_model(self.config.net, self.dataset.channels, self.num_classes, self.dataset.image_size,
-                               **self.config.net_kwargs).to(self.device)
+            net = self._network().to(self.device)
             net.load_state_dict(s["net"])
             m = _Member(net, self.config.lr_net, int(s["born"]))
             m.opt.load_state_dict(s["opt"])
