@@ -202,3 +202,15 @@ def test_a_forced_rerun_keeps_what_the_earlier_run_cost(tmp_path, monkeypatch):
     assert len(json.loads((out / "reproduce.json").read_text())["earlier"]) == 2
     rp.reproduce("quickstart", "cpu", {"ipc": 1}, reports_root=tmp_path / "reports")  # other parameters
     assert "earlier" not in json.loads((out / "reproduce.json").read_text())
+
+
+def test_the_main_job_says_what_it_does_from_the_start_with_one_overall_line(toy, tmp_path, monkeypatch, capsys):
+    from ddcmi.experiments import compare_methods
+    monkeypatch.setenv("DDCMI_RUNS", str(tmp_path / "runs"))
+    compare_methods(toy.name, 1, "smoke", ("dm", "dm+cmi"), overrides=["iterations=2", "eval.num_models=1",
+                    "eval.epochs=2"], out_dir=tmp_path / "out", progress=True, grids=False)
+    lines = [ln for ln in capsys.readouterr().err.replace("\r", "\n").splitlines() if "stages" in ln]
+    assert "0/7 stages" in lines[0]  # before any work
+    first_named = next(ln for ln in lines if "loading" in ln or "distilling" in ln)
+    assert "loading" in first_named and "proxy pool" in first_named  # what it does first, in words
+    assert any("evaluating dm+cmi" in ln for ln in lines) and "7/7 stages" in lines[-1] and "left" in lines[-1]

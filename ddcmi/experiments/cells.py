@@ -14,6 +14,8 @@ import json
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from ..cmi import measure_cmi
 from ..config import DistillConfig
 from ..data import Dataset
@@ -78,17 +80,31 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
                             for m, r in results.items()},
                 "reused_methods": reused, "complete": complete, "provenance": provenance(pick_device(device), t0)}
 
-    for method in methods:
-        if method in results:
-            continue
+    todo = [m for m in methods if m not in results]
+    # one overall line above the per-stage bars: the stage it is in, stages done, time left at the mean
+    # stage time so far (a rough estimate: stages differ in cost)
+    overall = tqdm(total=(1 if todo else 0) + 3 * len(todo), desc=f"compare {dataset} IPC {ipc}", position=0,
+                   disable=not progress, bar_format="{desc}: {n}/{total} stages, {elapsed} elapsed, about {remaining} left{postfix}")
+
+    def stage(name: str) -> None:
+        overall.set_postfix_str(name, refresh=True)
+
+    for method in todo:
         if not shared:
+            stage(f"loading {dataset} and the proxy pool ({configs[method].pool.title() if configs[method].pool else '-'})")
             shared.update(zip(("device", "ds", "sampler", "pool"),
                               setup(profile, dataset, ipc, seed, base, data_root, device, progress, overrides)))
+            overall.update()
         dev, ds, pool = shared["device"], shared["ds"], shared["pool"]
         m0 = time.time()
         cfg = configs[method]
+        stage(f"distilling {method} ({cfg.iterations} iterations)")
         res = run_or_resume(cfg, ds, dev, pool, progress, shared["sampler"])
+        overall.update()
+        stage(f"evaluating {method} ({cfg.eval.num_models} x {cfg.eval.arch}, {cfg.eval.epochs} epochs)")
         acc = evaluated(res.synset.images, res.synset.labels, ds, cfg.eval, cfg.seed, dev, progress)
+        overall.update()
+        stage(f"measuring the CMI of {method}'s set")
         images, labels = res.synset.images.to(dev), res.synset.labels.to(dev)
         results[method] = {"accuracy": acc, "cmi_feature": measure_cmi(images, labels, pool, space="feature"),
                            "cmi_logit": measure_cmi(images, labels, pool, space="logit"),
@@ -99,8 +115,10 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
         if standard != cfg.eval:  # a method with its own recipe (IDC): the standard protocol beside it
             results[method]["accuracy_standard"] = evaluated(res.synset.images, res.synset.labels, ds, standard,
                                                              cfg.seed, dev, progress)
+        overall.update()
         if out_dir is not None:
             atomic_write_json(metrics_now(complete=False), Path(out_dir) / "partial.json")
+    overall.close()
     results = {m: results[m] for m in methods}
     metrics = metrics_now(complete=True)
     if out_dir is not None:
