@@ -29,18 +29,19 @@ from .utils import atomic_write_json, atomic_write_text, git_commit
 
 
 THREE_DATASETS = ["mnist", "fashion_mnist", "cifar10_jpeg"]
+STATIC = {"interactive": False}  # the teaching demo's sliders need a browser; a reproduction draws the static path
 PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
-    "smoke": {},
+    "smoke": {"teaching_demo": STATIC},
     # cross_architecture: AlexNet/VGG11 train ~3x and ResNet-18 ~9x slower than ConvNet-3 here, so
     # every architecture (ConvNet-3 too, for a fair comparison) gets 100 epochs and 2 networks
     "cpu": {"main_table": {"datasets": THREE_DATASETS, "ipcs": [1, 10]},
             "synthetic_grids": {"datasets": THREE_DATASETS},
-            "cross_architecture": {"epochs": 100, "models": 2}},
+            "cross_architecture": {"epochs": 100, "models": 2}, "teaching_demo": STATIC},
     "paper": {"main_table": {"datasets": ["cifar10", "cifar100"], "ipcs": [1, 10, 50]},
               "synthetic_grids": {"datasets": ["cifar10", "cifar100"]},
               "quickstart": {"dataset": "cifar10"}, "cmi_vs_accuracy": {"dataset": "cifar10"},
               "training_efficiency": {"dataset": "cifar10"}, "cmi_diagnostic": {"dataset": "cifar10"},
-              "cross_architecture": {"dataset": "cifar10"}, "teaching_demo": {"dataset": "cifar10"}},
+              "cross_architecture": {"dataset": "cifar10"}, "teaching_demo": {"dataset": "cifar10", **STATIC}},
 }
 ORDER = ["teaching_demo", "quickstart", "main_table", "synthetic_grids", "training_efficiency", "cmi_vs_accuracy",
          "cmi_diagnostic", "cross_architecture"]
@@ -118,6 +119,11 @@ def _relative_to_store(out: Path) -> str:
         return out.as_posix()
 
 
+# parameters that change how a notebook shows its results, not what it computes or writes
+PRESENTATION_ONLY = {"out_dir", "interactive"}
+
+
 def _same_run(stamped: dict, params: dict) -> bool:
-    """The same notebook parameters, wherever the report folder lies."""
-    return {k: v for k, v in stamped.items() if k != "out_dir"} == {k: v for k, v in params.items() if k != "out_dir"}
+    """The same notebook parameters, wherever the report folder lies (presentation switches aside)."""
+    return ({k: v for k, v in stamped.items() if k not in PRESENTATION_ONLY}
+            == {k: v for k, v in params.items() if k not in PRESENTATION_ONLY})

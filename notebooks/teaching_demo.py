@@ -22,11 +22,12 @@
 # It is small when the images of a class look alike *to the proxy*. We start with probability vectors over
 # three outcomes, which live in a triangle, and end with real synthetic images.
 #
-# Set `interactive = True` in JupyterLab for sliders; papermill runs the static path with the fixed values below.
+# Opened in JupyterLab the demo ends with sliders; `ddcmi reproduce` (papermill) runs the static path with
+# the fixed values below (it passes `interactive = False`).
 
 # %% tags=["parameters"]
 profile = "smoke"
-interactive = False
+interactive = True   # sliders (ipywidgets); ddcmi reproduce sets False
 lam = 1.0           # weight of CMI in the toy descent
 ipc = 10            # points (toy) and images (real part) per class
 spread = 1.2        # scatter of the toy points

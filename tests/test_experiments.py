@@ -214,3 +214,16 @@ def test_the_main_job_says_what_it_does_from_the_start_with_one_overall_line(toy
     first_named = next(ln for ln in lines if "loading" in ln or "distilling" in ln)
     assert "loading" in first_named and "proxy pool" in first_named  # what it does first, in words
     assert any("evaluating dm+cmi" in ln for ln in lines) and "7/7 stages" in lines[-1] and "left" in lines[-1]
+
+
+def test_the_teaching_demo_shows_sliders_when_opened_and_the_static_path_when_reproduced():
+    import jupytext
+    from ddcmi import PROFILES
+    from ddcmi.reproduce import PROFILE_PARAMETERS, _same_run, notebooks_dir
+    nb = jupytext.read(notebooks_dir() / "teaching_demo.py")
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert "interactive = True" in params.source  # opened in JupyterLab: sliders without editing anything
+    assert all(PROFILE_PARAMETERS[p]["teaching_demo"]["interactive"] is False for p in PROFILES)
+    # a report made before the switch existed is still the same run (it drew the static path too)
+    assert _same_run({"profile": "cpu", "out_dir": "a"}, {"profile": "cpu", "interactive": False, "out_dir": "b"})
+    assert not _same_run({"profile": "cpu"}, {"profile": "cpu", "dataset": "cifar10"})
