@@ -190,7 +190,8 @@ def main():
         plain = base.get(r["method"].split("+")[0])
         ratio = f"{r['s_per_iteration'] / plain:.2f}x" if r["method"].endswith("+cmi") and plain else "-"
         print(f"| {r['method']} | {r['s_per_iteration']:.2f} | {1000 * r['s_per_iteration'] / r['updates']:.0f} | "
-              f"{r['updates']} | {100 * r['training_share']:.0f} % | ({r['outer_loop']}, {r['inner_loop']}) | "
+              f"{r['updates']} | {100 * r['training_share']:.0f} % | "
+              f"{'-' if not (r['outer_loop'] or r['inner_loop']) else (r['outer_loop'], r['inner_loop'])} | "
               f"{r['real_per_class']} | {ratio} |")
 
 
