@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -22,6 +23,9 @@ from .data import Dataset
 from .models import create_model, init_weights_
 from .proxy import accuracy
 from .train import Recipe, cutmix, train_epochs  # noqa: F401  (cutmix: re-exported)
+from .utils import atomic_torch_save, load_artefact
+
+EVAL_CHECKPOINT_FORMAT = "ddcmi-eval-checkpoint-v1"
 
 CROSS_ARCH = ("convnet3", "alexnet", "vgg11", "resnet18")
 
@@ -94,8 +98,13 @@ class TestSet:
 
 def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
                     seed: int = 0, device: torch.device | str = "cpu", test_set: TestSet | None = None,
-                    progress: bool = True) -> dict:
-    """Train ``config.num_models`` fresh networks of ``config.arch``; accuracy mean/std in [0, 1]."""
+                    progress: bool = True, checkpoint: str | Path | None = None) -> dict:
+    """Train ``config.num_models`` fresh networks of ``config.arch``; accuracy mean/std in [0, 1].
+
+    With ``checkpoint`` (a file path) the accuracies so far and the generator's state are saved after
+    every network, so an evaluation that is stopped resumes at the next network with the same draws (the
+    result equals an uninterrupted one); the file is removed when the evaluation is complete. The
+    caller keys the path on what is evaluated (:func:`ddcmi.experiments.evaluated` does)."""
     from .errors import ConfigError
     from .validate import validate
     validate(config, "evaluation config")
@@ -109,13 +118,31 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
     device = torch.device(device)
     test_set = test_set or TestSet(dataset, device, config.test_limit)
     g = torch.Generator().manual_seed(seed)
-    accs, t0 = [], time.time()
-    bar = tqdm(range(config.num_models), desc=f"evaluate {config.arch}", disable=not progress, leave=False)
-    for _ in bar:
+    accs, t0, before = [], time.time(), 0.0
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        from .errors import ArtefactError
+        try:
+            saved = load_artefact(checkpoint, EVAL_CHECKPOINT_FORMAT, "evaluation checkpoint", "it is started again")
+        except ArtefactError:  # damaged: this function wrote it, so it simply starts again
+            saved = {"num_models": None}
+        if saved["num_models"] == config.num_models:
+            accs, before = list(saved["accs"]), float(saved["seconds"])
+            g.set_state(saved["generator"])
+    bar = tqdm(range(config.num_models), initial=len(accs), desc=f"evaluate {config.arch}", disable=not progress,
+               leave=False)
+    for _ in range(len(accs), config.num_models):
         model = train_on_synset(images, labels, dataset, config, g, device)
         accs.append(accuracy(model, test_set.x, test_set.y))
+        bar.update()
         bar.set_postfix(acc=f"{accs[-1]:.3f}")
+        if checkpoint is not None and len(accs) < config.num_models:
+            atomic_torch_save({"format": EVAL_CHECKPOINT_FORMAT, "accs": accs, "generator": g.get_state(),
+                               "num_models": config.num_models, "seconds": before + time.time() - t0}, checkpoint)
+    bar.close()
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)  # written by this function; the result replaces it
     t = torch.tensor(accs, dtype=torch.float64)
     return {"arch": config.arch, "mean": float(t.mean()), "std": float(t.std(unbiased=False)), "accs": accs,
             "num_models": config.num_models, "epochs": config.epochs, "test_images": len(test_set.y),
-            "full_test_set": test_set.full, "seconds": round(time.time() - t0, 1)}
+            "full_test_set": test_set.full, "seconds": round(before + time.time() - t0, 1)}

@@ -227,3 +227,32 @@ def test_the_teaching_demo_shows_sliders_when_opened_and_the_static_path_when_re
     # a report made before the switch existed is still the same run (it drew the static path too)
     assert _same_run({"profile": "cpu", "out_dir": "a"}, {"profile": "cpu", "interactive": False, "out_dir": "b"})
     assert not _same_run({"profile": "cpu"}, {"profile": "cpu", "dataset": "cifar10"})
+
+
+def test_an_evaluation_stopped_between_networks_resumes_at_the_next_one(toy, tmp_path, monkeypatch):
+    import ddcmi.evaluate as ev
+    from ddcmi.evaluate import EvalConfig, evaluate_synset
+    x = toy.normalize(toy.train.images[::4], "cpu")
+    y = toy.train.labels[::4]
+    cfg = EvalConfig(epochs=2, num_models=3, arch_kwargs={"width": 8}, test_limit=50)
+    whole = evaluate_synset(x, y, toy, cfg, seed=3, progress=False)
+    ckpt = tmp_path / "eval.partial.pt"
+    trained, original = [], ev.train_on_synset
+
+    def counting(*a, **k):
+        trained.append(1)
+        if len(trained) == 3:
+            raise KeyboardInterrupt  # during the third network
+        return original(*a, **k)
+
+    monkeypatch.setattr(ev, "train_on_synset", counting)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_synset(x, y, toy, cfg, seed=3, progress=False, checkpoint=ckpt)
+    assert ckpt.exists()
+    trained.clear()
+    monkeypatch.setattr(ev, "train_on_synset", lambda *a, **k: (trained.append(1), original(*a, **k))[1])
+    resumed = evaluate_synset(x, y, toy, cfg, seed=3, progress=False, checkpoint=ckpt)
+    assert len(trained) == 1 and resumed["accs"] == whole["accs"]  # only the third network trained again
+    assert not ckpt.exists()
+    ckpt.write_bytes(b"garbage")  # a damaged checkpoint (its own file) is started again, not an error
+    assert evaluate_synset(x, y, toy, cfg, seed=3, progress=False, checkpoint=ckpt)["accs"] == whole["accs"]

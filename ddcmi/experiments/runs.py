@@ -51,7 +51,8 @@ def evaluated(images, labels, dataset: Dataset, eval_config, seed: int, device, 
     path = store.evals_dir() / f"{slug(dataset.name)}-{eval_config.arch}-{h.hexdigest()[:16]}.json"
     if path.exists():
         return json.loads(path.read_text())["result"]
-    result = evaluate_synset(images, labels, dataset, eval_config, seed=seed, device=device, progress=progress)
+    result = evaluate_synset(images, labels, dataset, eval_config, seed=seed, device=device, progress=progress,
+                             checkpoint=path.with_suffix(".partial.pt"))  # resumes network by network
     atomic_write_json({"key": key, "images": list(images.shape), "result": result}, path)
     return result
 
