@@ -465,9 +465,13 @@ def _read_imagefolder(folder: Path, channels: int | None):
     images, labels = [], []
     for p in files:
         cls = p.relative_to(folder).parts[0]
-        with Image.open(p) as im:
-            mode = {1: "L", 3: "RGB"}.get(channels or (1 if im.mode in ("L", "1") else 3))
-            arr = np.asarray(im.convert(mode))
+        try:
+            with Image.open(p) as im:
+                mode = {1: "L", 3: "RGB"}.get(channels or (1 if im.mode in ("L", "1") else 3))
+                arr = np.asarray(im.convert(mode))
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for a truncated or foreign file
+            raise DatasetNotFoundError(f"image {p} cannot be decoded ({type(exc).__name__}: {exc}); remove or "
+                                       f"replace it (every file under {folder} with an image suffix is read)") from exc
         images.append(arr)
         labels.append(index[cls])
     shapes = {a.shape for a in images}

@@ -234,7 +234,9 @@ class Distiller:
                     self._save_checkpoint(snapshot(done))
         except KeyboardInterrupt:
             # pixels, optimiser and generator go back to the end of the last completed iteration, so a
-            # resumed run continues exactly
+            # resumed run continues exactly; a second Ctrl-C while that is saved is held back (the
+            # message below still comes)
+            held = _hold_interrupts()
             method_state = None
             if completed == it:
                 with torch.no_grad():
@@ -242,7 +244,10 @@ class Distiller:
                         p.copy_(saved)
                 opt.load_state_dict(rollback[1])
                 method_state = rollback[2]
-            self._save_checkpoint(snapshot(completed, method_state))
+            try:
+                self._save_checkpoint(snapshot(completed, method_state))
+            finally:
+                held()
             bar.close()
             where = f" at {self.checkpoint_path}" if self.checkpoint_path else ""
             raise KeyboardInterrupt(f"stopped after {completed} of {cfg.iterations} iterations; checkpoint kept{where}; "
@@ -357,6 +362,21 @@ def discard_run(run_dir: str | Path) -> list[Path]:
     if (d / "snapshots").is_dir() and not any((d / "snapshots").iterdir()):
         (d / "snapshots").rmdir()
     return mine + snaps
+
+
+def _hold_interrupts():
+    """Ignore SIGINT and SIGTERM until the returned function is called (in the main thread only: a
+    worker thread cannot install handlers and needs none)."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore():
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    return restore
 
 
 def _opt_params(opt) -> list[torch.Tensor]:

@@ -132,7 +132,13 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
     bar = tqdm(range(config.num_models), initial=len(accs), desc=f"evaluate {config.arch}", disable=not progress,
                leave=False)
     for _ in range(len(accs), config.num_models):
-        model = train_on_synset(images, labels, dataset, config, g, device)
+        try:
+            model = train_on_synset(images, labels, dataset, config, g, device)
+        except KeyboardInterrupt:
+            bar.close()
+            kept = (f"the {len(accs)} finished network(s) are kept in {checkpoint}; the same command continues with "
+                    f"the next one" if checkpoint is not None and accs else "nothing was kept")
+            raise KeyboardInterrupt(f"evaluation stopped after {len(accs)} of {config.num_models} networks; {kept}") from None
         accs.append(accuracy(model, test_set.x, test_set.y))
         bar.update()
         bar.set_postfix(acc=f"{accs[-1]:.3f}")

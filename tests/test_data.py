@@ -208,3 +208,14 @@ def test_imagefolder_cache_follows_content_not_folder_time(tmp_path, monkeypatch
     img.rename(moved)  # the same image moved to another class
     os.utime(tmp_path / "bugs" / "train", ns=(stamp, stamp))
     assert load_dataset(str(tmp_path / "bugs")).train.labels.tolist() != edited.train.labels.tolist()
+
+
+def test_a_corrupt_image_in_an_imagefolder_is_named_not_a_traceback(tmp_path):
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            d = tmp_path / "folder" / split / c
+            d.mkdir(parents=True)
+            Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(d / "0.png")
+    (tmp_path / "folder" / "train" / "b" / "1.png").write_bytes(b"not a png at all")
+    with pytest.raises(ddcmi.DatasetNotFoundError, match=r"image .*1\.png cannot be decoded.*remove or replace it"):
+        load_dataset(str(tmp_path / "folder"))

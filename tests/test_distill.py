@@ -159,3 +159,21 @@ def test_a_finished_run_is_recognised_without_its_checkpoint(toy, tmp_path):
     again = Distiller(cfg, toy, out_dir=tmp_path, progress=False).run()
     assert (tmp_path / "synset.pt").stat().st_mtime_ns == stamp  # not redone, not rewritten
     assert torch.equal(again.synset.images, first.synset.images)
+
+
+def test_a_second_ctrl_c_while_the_checkpoint_is_saved_keeps_the_message_and_the_checkpoint(toy, tmp_path, monkeypatch):
+    import os
+    import signal
+    cfg = make_config("smoke", toy.name, "dm", 2, overrides={"iterations": 6, "checkpoint_every": 100})
+    interrupt_at_call(monkeypatch, DMMatching, "iteration", 4)
+    save = Distiller._save_checkpoint
+
+    def impatient(self, state):  # the user presses Ctrl-C again while the checkpoint is written
+        os.kill(os.getpid(), signal.SIGINT)
+        return save(self, state)
+
+    monkeypatch.setattr(Distiller, "_save_checkpoint", impatient)
+    with pytest.raises(KeyboardInterrupt, match="stopped after 3 of 6 iterations; checkpoint kept"):
+        Distiller(cfg, toy, out_dir=tmp_path, progress=False).run()
+    assert (tmp_path / "checkpoint.pt").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back afterwards

@@ -246,7 +246,7 @@ def test_an_evaluation_stopped_between_networks_resumes_at_the_next_one(toy, tmp
         return original(*a, **k)
 
     monkeypatch.setattr(ev, "train_on_synset", counting)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="stopped after 2 of 3 networks; the 2 finished network.s. are kept"):
         evaluate_synset(x, y, toy, cfg, seed=3, progress=False, checkpoint=ckpt)
     assert ckpt.exists()
     trained.clear()
