@@ -215,9 +215,11 @@ class RealSampler:
         idx = torch.randperm(pool.shape[0], generator=generator)[:n]
         return pool.index_select(0, idx.to(self.device))
 
-    def balanced_batches(self, per_class: int, steps: int, generator: torch.Generator):
-        """``steps`` batches of ``per_class`` random images of every class (classes in order) and their
-        labels: the real batches networks are trained on between image updates (IDC, IDM's queue)."""
+    def balanced_batches(self, batch: int, steps: int, generator: torch.Generator):
+        """``steps`` batches of about ``batch`` random images, the same number of every class (at least
+        one; classes in order), and their labels: the real batches networks are trained on between image
+        updates (IDC, IDM's queue)."""
+        per_class = max(1, batch // len(self.by_class))
         for _ in range(steps):
             x = torch.cat([self.sample(c, per_class, generator) for c in range(len(self.by_class))])
             yield x, torch.arange(len(self.by_class), device=x.device).repeat_interleave(per_class)

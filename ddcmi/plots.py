@@ -21,8 +21,17 @@ _OTHER_COLORS = {"random": "#7f7f7f", "herding coreset": "#999933", "real": "#44
 BASE_MARKER, CMI_MARKER = "o", "s"
 
 
-def _split(name: str) -> tuple[str, bool]:
-    key = name.lower().removeprefix("distilled ").strip()
+def _key(name: str) -> str:
+    """A method or set name as the palette looks it up: lower case, without "distilled "."""
+    return name.lower().removeprefix("distilled ").strip()
+
+
+def _reference(key: str) -> str | None:
+    """The reference set (random subset, coreset, real data) a key names, or None for a method."""
+    return next((other for other in _OTHER_COLORS if key.startswith(other)), None)
+
+
+def _split(key: str) -> tuple[str, bool]:
     base, _, suffix = key.partition("+")
     return (base.split()[0] if base else base), bool(suffix)
 
@@ -33,11 +42,10 @@ def method_color(name: str) -> str:
     the name, so they are stable too."""
     import zlib
 
-    key = name.lower().removeprefix("distilled ").strip()
-    for other, color in _OTHER_COLORS.items():
-        if key.startswith(other):
-            return color
-    base, cmi = _split(name)
+    key = _key(name)
+    if (ref := _reference(key)) is not None:
+        return _OTHER_COLORS[ref]
+    base, cmi = _split(key)
     if base in _PAIRS:
         return _PAIRS[base][int(cmi)]
     import matplotlib
@@ -48,17 +56,17 @@ def method_color(name: str) -> str:
 
 def method_marker(name: str) -> str:
     """``"s"`` for a method with CMI, ``"o"`` for a base method (``"^"`` for reference sets)."""
-    key = name.lower().removeprefix("distilled ").strip()
-    if any(key.startswith(o) for o in _OTHER_COLORS):
+    key = _key(name)
+    if _reference(key) is not None:
         return "^"
-    return CMI_MARKER if _split(name)[1] else BASE_MARKER
+    return CMI_MARKER if _split(key)[1] else BASE_MARKER
 
 
 def figure_problems(fig) -> list[str]:
     """What keeps a figure from being read on its own: a plotting panel without axis labels (text tick
     labels count as a label: a categorical axis), or with more than one labelled series and no legend
-    (on the panel or the figure) unless its tick labels name each series. Image panels (``imshow``) are exempt. Recorded by
-    :func:`ddcmi.report.write_report` for every figure a notebook writes."""
+    (on the panel or the figure) unless its tick labels name each series. Image panels (``imshow``) are
+    exempt. Recorded by :func:`ddcmi.report.write_report` for every figure a notebook writes."""
     out = []
     figure_legend = bool(fig.legends)
     for i, ax in enumerate(fig.axes):

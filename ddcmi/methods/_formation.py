@@ -51,3 +51,12 @@ def decode(storage: torch.Tensor, factor: int = FACTOR) -> torch.Tensor:
 
 def decoded_labels(labels: torch.Tensor, factor: int = FACTOR) -> torch.Tensor:
     return labels.repeat_interleave(factor * factor)
+
+
+def tile_sources(sampler, num_classes: int, ipc: int, factor: int, draws) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real images a multi-formation set starts from: ``factor^2 x ipc`` distinct random training
+    images of each class (classes in order, each from its own ``draws("init", c)``), normalised and full
+    size, ready for :func:`encode`; and the labels of the ``ipc`` stored images per class."""
+    sampler.check_ipc(ipc * factor * factor)
+    real = torch.cat([sampler.sample(c, ipc * factor * factor, draws("init", c)) for c in range(num_classes)])
+    return real, torch.arange(num_classes, device=real.device).repeat_interleave(ipc)

@@ -23,7 +23,7 @@ from ..evaluate import idc_recipe
 from ..models import create_model, init_weights_
 from ..train import sgd_steps
 from . import register
-from ._formation import FACTOR, decode, decoded_labels, encode
+from ._formation import FACTOR, decode, decoded_labels, encode, tile_sources
 from .base import MatchingMethod
 from .gradient_matching import class_gradient_distance
 
@@ -80,12 +80,8 @@ class IDCMatching(MatchingMethod):
     # ------------------------------------------------------------------ parameterisation
     def initial(self, ipc: int, draws):
         """Each storage image tiles f^2 distinct random real images of its class, downsampled; [0,1] pixels."""
-        f2 = self.factor * self.factor
-        self.sampler.check_ipc(ipc * f2)
-        real = torch.cat([self.sampler.sample(c, ipc * f2, draws("init", c)) for c in range(self.num_classes)])
-        storage = encode(denormalize(real, self.mean, self.std).clamp(0, 1), self.factor).clamp(0, 1)
-        labels = torch.arange(self.num_classes, device=storage.device).repeat_interleave(ipc)
-        return storage, labels
+        real, labels = tile_sources(self.sampler, self.num_classes, ipc, self.factor, draws)
+        return encode(denormalize(real, self.mean, self.std).clamp(0, 1), self.factor).clamp(0, 1), labels
 
     def synthetic(self, images, labels):
         """The decoded images (normalised) and their labels: what networks are trained on."""
@@ -125,6 +121,5 @@ class IDCMatching(MatchingMethod):
 
     def train_on_real(self, optimizer, generator) -> None:
         """``inner_loop`` SGD steps on real batches spread evenly over all classes (shared work)."""
-        per_class = max(1, REAL_BATCH // self.num_classes)
-        sgd_steps(self.net, optimizer, self.sampler.balanced_batches(per_class, self.config.inner_loop, generator),
+        sgd_steps(self.net, optimizer, self.sampler.balanced_batches(REAL_BATCH, self.config.inner_loop, generator),
                   generator, self.dsa)

@@ -41,7 +41,7 @@ from ..errors import ConfigError
 from ..models import create_model, init_weights_
 from ..train import sgd_steps
 from . import register
-from ._formation import FACTOR, decode, decoded_labels, encode
+from ._formation import FACTOR, decode, decoded_labels, encode, tile_sources
 from .base import MatchingMethod
 from .dm import DMMatching
 
@@ -180,21 +180,17 @@ class IDMMatching(MatchingMethod):
         if not self.opts.model_train_steps or not self.opts.train_batch:
             return
         order = torch.randperm(len(self.queue), generator=draws("queue_train"))[:self.opts.fetch_net_num].tolist()
-        per_class = max(1, self.opts.train_batch // self.num_classes)
         for j, k in enumerate(order):
             m, g = self.queue[k], draws("queue_train", step=j + 1)
             m.net.train()
-            sgd_steps(m.net, m.opt, self.sampler.balanced_batches(per_class, self.opts.model_train_steps, g), g,
-                      observe=m.observe)
+            sgd_steps(m.net, m.opt, self.sampler.balanced_batches(self.opts.train_batch, self.opts.model_train_steps, g),
+                      g, observe=m.observe)
 
     # ------------------------------------------------------------------ parameterisation
     def initial(self, ipc: int, draws):
         """Each stored image tiles 4 distinct random real images of its class, downsampled (normalised
         pixels); the queue starts with ``initial_nets`` random networks."""
-        f2 = self.factor * self.factor
-        self.sampler.check_ipc(ipc * f2)
-        real = torch.cat([self.sampler.sample(c, ipc * f2, draws("init", c)) for c in range(self.num_classes)])
-        labels = torch.arange(self.num_classes, device=real.device).repeat_interleave(ipc)
+        real, labels = tile_sources(self.sampler, self.num_classes, ipc, self.factor, draws)
         self.queue = []
         for k in range(self.opts.initial_nets):
             self._push(draws("queue_net", step=k), born=0)
