@@ -8,6 +8,7 @@
     ddcmi cmi runs/<run>/synset.pt                    CMI of a saved set under the profile's proxy pool
     ddcmi cmi --dataset mnist --ipc 10                CMI of a random real subset
     ddcmi pool --dataset cifar10_jpeg --profile cpu   build (or finish) a proxy pool
+    ddcmi experts --dataset mnist --ipc 10 --profile cpu   build (or finish) MTT's expert buffer
     ddcmi compare --dataset cifar10 --profile cpu     the main job: DM vs DM+CMI, written under reports/
     ddcmi reproduce quickstart --profile smoke        execute a notebook into reports/smoke/quickstart/
 """
@@ -98,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pool", help="train (or finish training) a proxy pool and cache it", epilog=EPILOG)
     _common(p)
 
+    p = sub.add_parser("experts", help="train (or finish training) MTT's expert buffer and cache it", epilog=EPILOG)
+    _common(p)
+    p.add_argument("--ipc", type=int, default=10, help="the IPC whose MTT settings choose the buffer (ZCA, epochs)")
+
     p = sub.add_parser("reproduce", help="execute notebooks with papermill into reports/<profile>/<name>/",
                        epilog=EPILOG)
     p.add_argument("name", help="a notebook of notebooks/ (its name, without .py or .ipynb), or all")
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         store.use(args.store)
     try:
         return {"datasets": cmd_datasets, "distill": cmd_distill, "evaluate": cmd_evaluate, "cmi": cmd_cmi,
-                "pool": cmd_pool, "compare": cmd_compare, "reproduce": cmd_reproduce, "config": cmd_config,
+                "pool": cmd_pool, "experts": cmd_experts, "compare": cmd_compare, "reproduce": cmd_reproduce, "config": cmd_config,
                 "store": cmd_store}[args.command](args)
     except DDCMIError as exc:
         print(f"ddcmi {args.command}: error: {exc}", file=sys.stderr)
@@ -168,7 +173,7 @@ def cmd_store(args) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"run store: {info['root']} (chosen by: {info['chosen_by']}; set DDCMI_STORE to move it)")
-    for k in ("runs", "pools", "reports"):
+    for k in ("runs", "pools", "experts", "reports"):
         print(f"  {k:8s} {info[k]}")
     return 0
 
@@ -251,8 +256,8 @@ def cmd_distill(args) -> int:
     print(f"synthetic set: {out / 'synset.pt'} ({result.synset.images.shape[0]} images, "
           f"{result.synset.provenance.get('wall_time_s')} s)")
     if args.evaluate:
-        acc = evaluate_synset(result.synset.images, result.synset.labels, dataset, cfg.eval, seed=cfg.seed,
-                              device=device, progress=not args.quiet)
+        acc = evaluate_synset(result.synset.images, result.synset.labels, dataset, result.synset.recipe(cfg.eval),
+                              seed=cfg.seed, device=device, progress=not args.quiet)
         atomic_write_json(acc, out / "eval.json")
         print(f"accuracy ({cfg.eval.arch}, {acc['num_models']} networks, {acc['test_images']} test images): "
               f"{100 * acc['mean']:.2f} +- {100 * acc['std']:.2f} %")
@@ -283,7 +288,7 @@ def cmd_evaluate(args) -> int:
             ec = dataclasses.replace(ec, num_models=args.models)
         if args.epochs:
             ec = dataclasses.replace(ec, epochs=args.epochs)
-        r = evaluate_synset(synset.images, synset.labels, dataset, ec, seed=args.seed, device=device,
+        r = evaluate_synset(synset.images, synset.labels, dataset, synset.recipe(ec), seed=args.seed, device=device,
                             progress=not args.quiet)
         results[arch] = r
         print(f"{arch:10s} {100 * r['mean']:.2f} +- {100 * r['std']:.2f} %  ({r['num_models']} networks, "
@@ -338,6 +343,20 @@ def cmd_pool(args) -> int:
     accs = [a for a in pool.info.get("test_acc", []) if a is not None]
     print(f"proxy pool {cfg.describe()}: {len(pool)} networks at {pool.info['dir']}; "
           f"test accuracy mean {100 * sum(accs) / max(len(accs), 1):.2f} %")
+    return 0
+
+
+def cmd_experts(args) -> int:
+    from .data import load_dataset
+    from .experts import ExpertBuffer
+    from .utils import pick_device
+
+    cfg = _config(args, "mtt", args.ipc).options.experts
+    dataset = load_dataset(args.dataset, root=args.data_root)
+    buf = ExpertBuffer.build(cfg, dataset, pick_device(args.device), progress=not args.quiet)
+    acc = buf.info.get("test_acc_mean")
+    print(f"expert buffer {cfg.describe()}: {len(buf)} experts at {buf.directory}"
+          + (f"; final test accuracy mean {100 * acc:.2f} %" if acc is not None else ""))
     return 0
 
 

@@ -164,8 +164,10 @@ class Dataset:
         labels = getattr(self, split).labels
         return torch.bincount(labels, minlength=self.num_classes).tolist()
 
-    def real_sampler(self, device: torch.device | str = "cpu") -> "RealSampler":
-        return RealSampler(self, device)
+    def real_sampler(self, device: torch.device | str = "cpu", transform=None) -> "RealSampler":
+        """Normalised training images by class on ``device``; ``transform`` (e.g. ``ZCA.whiten``) maps them
+        once more."""
+        return RealSampler(self, device, transform)
 
     def describe(self) -> dict:
         return {"name": self.name, "label": self.label, "classes": list(self.classes), "mean": list(self.mean),
@@ -190,14 +192,16 @@ def denormalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float
 class RealSampler:
     """Normalised training images grouped by class on ``device``: fast random draws per class."""
 
-    def __init__(self, dataset: Dataset, device: torch.device | str = "cpu"):
+    def __init__(self, dataset: Dataset, device: torch.device | str = "cpu", transform=None):
         self.dataset = dataset
         self.device = torch.device(device)
+        self.transform = transform  # applied after normalisation (ZCA whitening for MTT), or None
         labels = dataset.train.labels
         self.by_class: list[torch.Tensor] = []
         for c in range(dataset.num_classes):
             idx = torch.nonzero(labels == c).flatten()
-            self.by_class.append(dataset.normalize(dataset.train.images[idx], self.device))
+            x = dataset.normalize(dataset.train.images[idx], self.device)
+            self.by_class.append(x if transform is None else transform(x))
 
     def count(self, c: int) -> int:
         return int(self.by_class[c].shape[0])

@@ -24,7 +24,7 @@ from .cmi import CMIRegularizer, measure_cmi
 from .config import DistillConfig
 from .data import Dataset, RealSampler
 from .errors import ArtefactError, ConfigError, DDCMIError, NonFiniteLossError
-from .evaluate import TestSet, evaluate_synset
+from .evaluate import TestSet, evaluate_synset, recipe_for
 from .methods import METHODS, parse_method
 from .keys import non_default
 from .locks import locked
@@ -70,12 +70,16 @@ class Distiller:
         self.device = pick_device(device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
-        self.sampler = sampler or dataset.real_sampler(self.device)
+        method_cls = METHODS.get(base)
+        transform = method_cls.input_transform(config, dataset)  # MTT with ZCA: the pixels live whitened
+        plain = sampler or dataset.real_sampler(self.device)
+        self.sampler = plain if transform is None else dataset.real_sampler(self.device, transform)
         self.sampler.check_ipc(config.ipc)
         if config.rng != RNG_VERSION:
             raise ConfigError(f"config uses random-draw scheme {config.rng}, this ddcmi draws with {RNG_VERSION}; "
                               f"remove rng from the config (or --set rng={RNG_VERSION})")
-        self.method = METHODS.get(base)(config, dataset, self.sampler, self.device, classes)
+        self.method = method_cls(config, dataset, self.sampler, self.device, classes)
+        self.method.progress = progress
         self.classes = self.method.classes
         self.split = len(self.classes) < dataset.num_classes
         self.exchange = exchange
@@ -92,7 +96,7 @@ class Distiller:
             if pool.config.dataset != dataset.name:
                 raise ArtefactError(f"the proxy pool was trained on {pool.config.dataset}, not {dataset.name}")
         if with_cmi:
-            self.regularizer = CMIRegularizer(pool, config.cmi, input_space="normalized", real=self.sampler,
+            self.regularizer = CMIRegularizer(pool, config.cmi, input_space="normalized", real=plain,
                                               compile=config.compile)
         self.pool = pool
         self._test_set: TestSet | None = None
@@ -102,7 +106,8 @@ class Distiller:
         images, labels = self.method.initial(self.config.ipc, Draws(self.config.seed, 0))
         return {"iteration": 0, "images": images, "labels": labels, "rng": RNG_VERSION,
                 "optimizer": None, "method_state": self.method.state_dict(), "history": {"steps": [], "evals": []},
-                "elapsed": 0.0, "initial_images": self.method.synthetic(images, labels)[0].detach().cpu().clone()}
+                "elapsed": 0.0, "initial_images": self.method.synthetic(images, labels)[0].detach().cpu().clone(),
+                "initial_fields": self.method.artefact_fields()}
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -150,6 +155,9 @@ class Distiller:
             path = snapshot_path(self.out_dir, it)
             if (it == 0 or (every and it % every == 0) or it == self.config.iterations) and not path.exists():
                 pixels = state["initial_images"] if it == 0 else self.method.synthetic(state["images"], state["labels"])[0]
+                fields = state.get("initial_fields", {}) if it == 0 else self.method.artefact_fields()
+                if fields:  # what a network needs to train on the snapshot as the method meant (MTT's lr)
+                    atomic_write_json(fields, path.with_suffix(".json"))
                 atomic_torch_save(pixels.detach().cpu(), path)
 
     # ------------------------------------------------------------------ run
@@ -200,7 +208,8 @@ class Distiller:
             return {"iteration": iteration, "images": images.detach(), "labels": labels, "rng": RNG_VERSION,
                     "threads": torch.get_num_threads(),
                     "optimizer": opt.state_dict(), "method_state": method_state or self.method.state_dict(),
-                    "history": history, "elapsed": time.time() - t0, "initial_images": state["initial_images"]}
+                    "history": history, "elapsed": time.time() - t0, "initial_images": state["initial_images"],
+                    "initial_fields": state.get("initial_fields", {})}
 
         if start_it == 0:  # the initialisation itself, when asked for
             if cfg.track_every and not history.get("tracks"):
@@ -326,9 +335,13 @@ class Distiller:
                 for space in ("feature", "logit")}
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor, eval_config=None, seed: int | None = None) -> dict:
-        eval_config = eval_config or self.config.eval
-        if self._test_set is None or self._test_set.x.shape[0] != (eval_config.test_limit or len(self.dataset.test)):
-            self._test_set = TestSet(self.dataset, self.device, eval_config.test_limit)
+        """Evaluate the current set (``images`` as :meth:`_trained_on` gives them) as its artefact will be
+        (``recipe_for``: the method's learned lr, ZCA)."""
+        fields = self.method.artefact_fields()
+        eval_config = recipe_for(eval_config or self.config.eval, fields.get("zca"), fields.get("learned_lr"))
+        if self._test_set is None or self._test_set.zca != eval_config.zca or \
+                self._test_set.x.shape[0] != (eval_config.test_limit or len(self.dataset.test)):
+            self._test_set = TestSet(self.dataset, self.device, eval_config.test_limit, zca=eval_config.zca)
         return evaluate_synset(images, labels, self.dataset, eval_config, seed=self.config.seed if seed is None else seed,
                                device=self.device, test_set=self._test_set, progress=self.progress)
 
@@ -339,7 +352,8 @@ class Distiller:
         if self.pool is not None:
             prov["proxy_pool"] = self.pool.config.describe()
         return SyntheticSet(images.cpu(), labels.cpu(), list(d.classes), d.mean, d.std, d.name, d.label,
-                            self.config.method, self.config.profile, self.config.seed, self.config.to_dict(), prov)
+                            self.config.method, self.config.profile, self.config.seed, self.config.to_dict(), prov,
+                            **self.method.artefact_fields())
 
 
 RUN_FILES = ("checkpoint.pt", "synset.pt", "history.json", "config.json", "initial_images.pt", "eval.json",
@@ -353,7 +367,8 @@ def discard_run(run_dir: str | Path) -> list[Path]:
     if not d.exists():
         return []
     mine = [d / n for n in RUN_FILES if (d / n).is_file()] + sorted(d.glob("tracks-*.json"))
-    snaps = sorted((d / "snapshots").glob("it*.pt")) if (d / "snapshots").is_dir() else []
+    snaps = sorted(p for pattern in ("it*.pt", "it*.json") for p in (d / "snapshots").glob(pattern)) \
+        if (d / "snapshots").is_dir() else []
     if not mine and not snaps and any(d.iterdir()):
         raise ConfigError(f"{d.resolve()} is not a ddcmi run folder (no checkpoint.pt, synset.pt or config.json); "
                           f"--fresh deletes only a run's own files, so nothing was removed. Pick another --out")
@@ -387,6 +402,12 @@ def snapshot_path(run_dir: str | Path, iteration: int) -> Path:
     return Path(run_dir) / "snapshots" / f"it{iteration:07d}.pt"
 
 
+def snapshot_fields(path: str | Path) -> dict:
+    """What a snapshot's set carries besides its pixels (``learned_lr``, ``zca``: see SyntheticSet), or {}."""
+    meta = Path(path).with_suffix(".json")
+    return json.loads(meta.read_text()) if meta.exists() else {}
+
+
 def snapshots(run_dir: str | Path) -> dict[int, Path]:
     """The pixel snapshots a run left, by iteration (0 = the initialisation)."""
     return {int(p.stem[2:]): p for p in sorted((Path(run_dir) / "snapshots").glob("it*.pt"))}
@@ -397,4 +418,4 @@ def distill(config: DistillConfig, dataset: Dataset, **kwargs) -> DistillResult:
     return Distiller(config, dataset, **kwargs).run()
 
 
-__all__ = ["Distiller", "DistillResult", "distill", "discard_run", "snapshots", "snapshot_path"]
+__all__ = ["Distiller", "DistillResult", "distill", "discard_run", "snapshots", "snapshot_path", "snapshot_fields"]

@@ -45,6 +45,8 @@ class EvalConfig:
     lr_milestones: tuple[float, ...] = (0.5,)  # fractions of the epochs at which lr is multiplied by lr_gamma
     lr_gamma: float = 0.1
     cutmix_prob: float = 0.0  # probability of CutMix per batch (IDC's recipe: 0.5)
+    zca: bool = False  # train and test on ZCA-whitened images (a set distilled in ZCA space: MTT)
+    learned_lr: bool = True  # train at the set's learned step size where it has one (MTT), else at ``lr``
 
 
 # IDC's evaluation recipe (method.md section 6: batch 64, CutMix, multi-step lr), beside the standard one.
@@ -66,7 +68,8 @@ def recipe_key(config: EvalConfig) -> dict:
     """The fields of ``config`` that differ from the defaults: a stable key for cached results (a field
     added later with a default never changes the key of what was computed before)."""
     default = dataclasses.asdict(EvalConfig())
-    return {k: v for k, v in dataclasses.asdict(config).items() if v != default[k] and not
+    # learned_lr only chooses ``lr`` (recipe_for), which enters the key itself
+    return {k: v for k, v in dataclasses.asdict(config).items() if k != "learned_lr" and v != default[k] and not
             (isinstance(v, (list, tuple)) and list(v) == list(default[k]))}
 
 
@@ -83,17 +86,38 @@ def train_on_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
     model = init_weights_(create_model(config.arch, dataset.channels, dataset.num_classes, dataset.image_size,
                                        **config.arch_kwargs), generator).to(device)
     x, y = images.detach().to(device), labels.to(device)
+    if config.zca:
+        from .transforms import zca_for
+        x = zca_for(dataset).whiten(x)
     return train_epochs(model, x, y, recipe_of(config), generator).eval()
 
 
 class TestSet:
-    """The normalised test split on the device, prepared once and reused by every evaluation."""
+    """The normalised test split on the device (ZCA-whitened with ``zca``), prepared once and reused by
+    every evaluation."""
 
-    def __init__(self, dataset: Dataset, device: torch.device, limit: int = 0):
+    def __init__(self, dataset: Dataset, device: torch.device, limit: int = 0, zca: bool = False):
         n = len(dataset.test) if not limit else min(limit, len(dataset.test))
         self.x = dataset.normalize(dataset.test.images[:n], device)
+        if zca:
+            from .transforms import zca_for
+            self.x = zca_for(dataset).whiten(self.x)
         self.y = dataset.test.labels[:n].to(device)
         self.full = n == len(dataset.test)
+        self.zca = zca
+
+
+def recipe_for(config: EvalConfig, zca: dict | bool | None = None, learned_lr: float | None = None) -> EvalConfig:
+    """``config`` as a set needs it: ZCA on where the set was distilled in ZCA space (its artefact
+    records ``zca``, so evaluation cannot lose it), and the set's learned step size as ``lr`` where it
+    has one and ``config.learned_lr`` is on (``eval.learned_lr=false``: the protocol's fixed lr).
+    ``SyntheticSet.recipe(config)`` passes a saved set's fields."""
+    changes = {}
+    if zca:
+        changes["zca"] = True
+    if learned_lr is not None and config.learned_lr:
+        changes["lr"] = float(learned_lr)
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
@@ -116,7 +140,10 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
         raise ConfigError(f"the set's labels span {int(labels.min())}..{int(labels.max())}, but {dataset.name} has "
                           f"{dataset.num_classes} classes")
     device = torch.device(device)
-    test_set = test_set or TestSet(dataset, device, config.test_limit)
+    if test_set is not None and getattr(test_set, "zca", False) != config.zca:
+        raise ConfigError(f"the test set given is {'whitened' if test_set.zca else 'not whitened'} but the "
+                          f"evaluation config has zca={config.zca}")
+    test_set = test_set or TestSet(dataset, device, config.test_limit, zca=config.zca)
     g = torch.Generator().manual_seed(seed)
     accs, t0, before = [], time.time(), 0.0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -151,4 +178,4 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
     t = torch.tensor(accs, dtype=torch.float64)
     return {"arch": config.arch, "mean": float(t.mean()), "std": float(t.std(unbiased=False)), "accs": accs,
             "num_models": config.num_models, "epochs": config.epochs, "test_images": len(test_set.y),
-            "full_test_set": test_set.full, "seconds": round(before + time.time() - t0, 1)}
+            "full_test_set": test_set.full, "lr": config.lr, "zca": config.zca, "seconds": round(before + time.time() - t0, 1)}

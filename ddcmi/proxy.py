@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .data import Dataset
 from .errors import ArtefactError, ConfigError
 from .models import DDNet, create_model, init_weights_
-from .train import Recipe, train_epochs
+from .train import Recipe, resumable_training
 from . import store
 from .keys import config_key, same_config
 from .utils import atomic_torch_save, atomic_write_json, load_artefact, provenance, slug
@@ -159,13 +159,16 @@ def _new_member(config: PoolConfig, dataset: Dataset) -> DDNet:
                         **config.arch_kwargs)
 
 
-def _training_split(dataset: Dataset, config: PoolConfig, device):
+def _training_split(dataset: Dataset, config, device, transform=None):
+    """The split a pool member or an expert trains on: all of it, or ``config.train_per_class`` random
+    images per class (drawn from ``config.seed``); ``transform`` (ZCA) applied after normalisation."""
     if config.train_per_class:
         g = torch.Generator().manual_seed(config.seed)
-        sampler = dataset.real_sampler(device)
+        sampler = dataset.real_sampler(device, transform)
         smallest = min(dataset.class_counts())
         return sampler.initial_images(min(config.train_per_class, smallest), g)  # all of a smaller class
-    return dataset.normalize(dataset.train.images, device), dataset.train.labels.to(device)
+    x = dataset.normalize(dataset.train.images, device)
+    return (x if transform is None else transform(x)), dataset.train.labels.to(device)
 
 
 def _partial(d: Path, index: int) -> Path:
@@ -180,24 +183,11 @@ def _train_member(config: PoolConfig, dataset: Dataset, x, y, index: int, device
     model = init_weights_(_new_member(config, dataset), g).to(device)
     recipe = Recipe(epochs=config.epochs, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                     batch_size=config.batch_size)
-    opt, start = recipe.optimizer(model), 0
-    path = None if directory is None else _partial(directory, index)
-    if path is not None and path.exists():
-        saved = load_artefact(path, PARTIAL_FORMAT, "partial proxy member", f"delete {path} (that member restarts)")
-        if same_config(saved.get("config") or {}, config) and saved.get("index") == index:
-            model.load_state_dict(saved["state_dict"])
-            opt.load_state_dict(saved["optimizer"])
-            g.set_state(saved["generator"])
-            start = saved["epoch"]
-
-    def checkpoint(epoch: int, optimizer) -> None:
-        if path is not None and epoch < config.epochs:
-            atomic_torch_save({"format": PARTIAL_FORMAT, "config": dataclasses.asdict(config), "index": index,
-                               "epoch": epoch, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "generator": g.get_state()}, path)
-
-    return train_epochs(model, x, y, recipe, g, optimizer=opt, start_epoch=start, on_epoch=checkpoint,
-                        progress=progress, desc=f"member {index}").eval()
+    return resumable_training(
+        model, x, y, recipe, g, None if directory is None else _partial(directory, index), PARTIAL_FORMAT,
+        {"config": dataclasses.asdict(config), "index": index},
+        lambda saved: same_config(saved.get("config") or {}, config) and saved.get("index") == index,
+        progress=progress, desc=f"member {index}").eval()
 
 
 @torch.no_grad()

@@ -12,6 +12,8 @@ Layout under the root::
     runs/<run key>/     one distillation run (checkpoint, snapshots, synset.pt, history, config)
     runs/evals/         evaluation results cached by the content of the set they trained on
     pools/<pool key>/   proxy pools, one file per member
+    experts/<key>/      MTT expert trajectories, one file per expert
+    transforms/         fitted input transforms (ZCA), keyed by the data they were fitted on
     reports/<profile>/  notebook and comparison reports
 
 ``$DDCMI_RUNS`` still moves the runs folder (and its evaluation cache) alone. Relative paths in these
@@ -95,10 +97,19 @@ def pools_dir(explicit: str | os.PathLike | None = None) -> Path:
     return root(explicit) / "pools"
 
 
+def experts_dir(explicit: str | os.PathLike | None = None) -> Path:
+    return root(explicit) / "experts"
+
+
+def transforms_dir(explicit: str | os.PathLike | None = None) -> Path:
+    return root(explicit) / "transforms"
+
+
 def reports_dir(explicit: str | os.PathLike | None = None) -> Path:
     return root(explicit) / "reports"
 
 
 def describe(explicit: str | os.PathLike | None = None) -> dict:
     return {"root": str(root(explicit)), "chosen_by": where(explicit), "runs": str(runs_dir(explicit)),
-            "pools": str(pools_dir(explicit)), "reports": str(reports_dir(explicit))}
+            "pools": str(pools_dir(explicit)),
+            "experts": str(experts_dir(explicit)), "reports": str(reports_dir(explicit))}

@@ -5,6 +5,11 @@ the evaluation networks consume). ``SyntheticSet.load(path)`` needs nothing else
 ``export(dir)`` writes the ``images.pt`` / ``labels.pt`` pair read by DD-Ranking and the other
 public evaluators (normalised space by default, which is what DD-Ranking expects; ``space="unit"``
 writes [0,1] pixels instead) plus a ``meta.json`` that says which.
+
+A set that must be trained on in a particular way carries it: ``learned_lr`` (MTT's learned step
+size, the evaluation's lr) and ``zca`` (distilled in ZCA space: its images are stored unwhitened, like
+every set, and evaluation whitens them and the test set again). :meth:`recipe` applies both to an
+evaluation config; ``meta.json`` of an export states them.
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ class SyntheticSet:
     config: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    learned_lr: float | None = None  # MTT: the learned step size, the evaluation's lr (EvalConfig.learned_lr)
+    zca: dict | None = None  # distilled in ZCA space ({"eps", "source"}): evaluation whitens again (EvalConfig.zca)
 
     def __post_init__(self):
         self.validate()
@@ -56,6 +63,11 @@ class SyntheticSet:
             raise ArtefactError(f"mean/std have {len(self.mean)} channels, images have {self.images.shape[1]}")
         if not torch.isfinite(self.images).all():
             raise ArtefactError("synthetic images contain NaN or infinite values")
+
+    def recipe(self, config):
+        """The evaluation config ``config`` as this set needs it (ZCA, learned lr: ddcmi.evaluate.recipe_for)."""
+        from .evaluate import recipe_for
+        return recipe_for(config, self.zca, self.learned_lr)
 
     def to_unit(self) -> torch.Tensor:
         """Images in [0,1] pixel space (clamped), e.g. for plotting."""
@@ -98,7 +110,12 @@ class SyntheticSet:
         atomic_torch_save(self.labels.cpu(), directory / "labels.pt")
         atomic_write_json({"space": space, "mean": list(self.mean), "std": list(self.std),
                            "dataset": self.dataset, "dataset_label": self.dataset_label, "method": self.method,
-                           "classes": self.classes, "ipc": self.ipc,
-                           "note": "normalized = (pixel - mean) / std with pixels in [0,1]; unit = pixels in [0,1]"},
+                           "classes": self.classes, "ipc": self.ipc, "learned_lr": self.learned_lr, "zca": self.zca,
+                           "note": "normalized = (pixel - mean) / std with pixels in [0,1]; unit = pixels in [0,1]"
+                                   + ("; distilled in ZCA space: train and test on ZCA-whitened images (eps "
+                                      f"{self.zca.get('eps')}, fitted on the normalised training split), as "
+                                      "`ddcmi evaluate` does" if self.zca else "")
+                                   + ("; train at lr = learned_lr (the step size learned with the set)"
+                                      if self.learned_lr is not None else "")},
                           directory / "meta.json")
         return directory

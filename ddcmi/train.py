@@ -14,6 +14,7 @@ then per batch: DSA, then CutMix), so a seed gives the same network on any devic
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -121,3 +122,37 @@ def train_epochs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recip
             on_epoch(epoch + 1, optimizer)
     bar.close()
     return model
+
+
+def resumable_training(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+                       generator: torch.Generator, path: Path | None, fmt: str, header: dict,
+                       matches: Callable[[dict], bool], progress: bool = False, desc: str = "train",
+                       on_epoch: Callable[[int], None] | None = None, extra_state: Callable[[], dict] | None = None,
+                       restore: Callable[[dict], None] | None = None) -> torch.nn.Module:
+    """:func:`train_epochs` checkpointed after every epoch to ``path`` (model, optimiser, generator, the
+    caller's ``header`` and ``extra_state()``) and resumed from it when ``matches(saved)`` (then
+    ``restore(saved)`` gets the caller's part back), so an interrupted network loses at most an epoch.
+    ``on_epoch(epoch)`` runs after each epoch, before the checkpoint (MTT's experts record their
+    parameters there). The last epoch writes no checkpoint: the caller saves the result."""
+    from .utils import atomic_torch_save, load_artefact
+    optimizer, start = recipe.optimizer(model), 0
+    if path is not None and path.exists():
+        saved = load_artefact(path, fmt, "partial training checkpoint", f"delete {path} (that network restarts)")
+        if matches(saved):
+            model.load_state_dict(saved["state_dict"])
+            optimizer.load_state_dict(saved["optimizer"])
+            generator.set_state(saved["generator"])
+            start = saved["epoch"]
+            if restore is not None:
+                restore(saved)
+
+    def after_epoch(epoch: int, opt: torch.optim.Optimizer) -> None:
+        if on_epoch is not None:
+            on_epoch(epoch)
+        if path is not None and epoch < recipe.epochs:
+            atomic_torch_save({"format": fmt, **header, "epoch": epoch, "state_dict": model.state_dict(),
+                               "optimizer": opt.state_dict(), "generator": generator.get_state(),
+                               **(extra_state() if extra_state is not None else {})}, path)
+
+    return train_epochs(model, x, y, recipe, generator, optimizer=optimizer, start_epoch=start, on_epoch=after_epoch,
+                        progress=progress, desc=desc)

@@ -67,7 +67,7 @@ fig_loss.tight_layout()
 # ## Evaluate: fresh ConvNets trained on the synthetic set, tested on the test set
 
 # %%
-acc = ddcmi.evaluate_synset(synset.images, synset.labels, ds, cfg.eval, seed=seed, device=device)
+acc = ddcmi.evaluate_synset(synset.images, synset.labels, ds, synset.recipe(cfg.eval), seed=seed, device=device)
 print(f"accuracy {100 * acc['mean']:.2f} +- {100 * acc['std']:.2f} % over {acc['num_models']} networks, {acc['test_images']} test images")
 
 # %% [markdown]

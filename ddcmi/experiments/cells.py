@@ -39,8 +39,8 @@ def cross_architecture(config, dataset: Dataset, device, archs=CROSS_ARCH, epoch
         changes = {k: v for k, v in (("epochs", epochs), ("num_models", models), ("test_limit", test_limit)) if v}
         if config.profile == "smoke":  # full-width AlexNet/VGG/ResNet are slow on a CPU: seconds, not minutes
             changes = {"epochs": 5, "num_models": 1, "test_limit": 500, **changes}
-        out[arch] = evaluated(res.synset.images, res.synset.labels, dataset, dataclasses.replace(ec, **changes),
-                              config.seed, device, progress)
+        out[arch] = evaluated(res.synset.images, res.synset.labels, dataset,
+                              res.synset.recipe(dataclasses.replace(ec, **changes)), config.seed, device, progress)
     return out
 
 
@@ -102,7 +102,7 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
         res = run_or_resume(cfg, ds, dev, pool, progress, shared["sampler"])
         overall.update()
         stage(f"evaluating {method} ({cfg.eval.num_models} x {cfg.eval.arch}, {cfg.eval.epochs} epochs)")
-        acc = evaluated(res.synset.images, res.synset.labels, ds, cfg.eval, cfg.seed, dev, progress)
+        acc = evaluated(res.synset.images, res.synset.labels, ds, res.synset.recipe(cfg.eval), cfg.seed, dev, progress)
         overall.update()
         stage(f"measuring the CMI of {method}'s set")
         images, labels = res.synset.images.to(dev), res.synset.labels.to(dev)
@@ -113,8 +113,8 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
                            "provenance": provenance(dev, m0), "synset": res.synset}
         standard = standard_recipe(cfg.eval)
         if standard != cfg.eval:  # a method with its own recipe (IDC): the standard protocol beside it
-            results[method]["accuracy_standard"] = evaluated(res.synset.images, res.synset.labels, ds, standard,
-                                                             cfg.seed, dev, progress)
+            results[method]["accuracy_standard"] = evaluated(res.synset.images, res.synset.labels, ds,
+                                                             res.synset.recipe(standard), cfg.seed, dev, progress)
         overall.update()
         if out_dir is not None:
             atomic_write_json(metrics_now(complete=False), Path(out_dir) / "partial.json")

@@ -31,7 +31,8 @@ def run_curve(result, dataset: Dataset, pool: ProxyPool, eval_config, seed: int,
     accuracy at ``evals`` of them, each with the distillation wall time at that iteration.
     Returns {"tracks": [{iteration, seconds, cmi_feature, cmi_logit}], "evals": [{iteration, seconds,
     acc_mean, acc_std, accs}]}; CMI is cached in the run folder per pool, accuracy by `evaluated`."""
-    from ..distill import snapshots
+    from ..distill import snapshot_fields, snapshots
+    from ..evaluate import recipe_for
     snaps = snapshots(result.out_dir)
     if not snaps:
         raise ArtefactError(f"run {result.out_dir} has no snapshots (made by an older ddcmi?); delete it and run again")
@@ -48,7 +49,9 @@ def run_curve(result, dataset: Dataset, pool: ProxyPool, eval_config, seed: int,
     out_evals = []
     for it in eval_points(sorted(snaps), evals):
         x = torch.load(snaps[it], weights_only=True)
-        acc = evaluated(x, result.synset.labels, dataset, eval_config, seed, device, progress)
+        fields = snapshot_fields(snaps[it])  # MTT: the step size learned by that iteration, ZCA
+        acc = evaluated(x, result.synset.labels, dataset, recipe_for(eval_config, fields.get("zca"),
+                                                                     fields.get("learned_lr")), seed, device, progress)
         out_evals.append({"iteration": it, "seconds": seconds.get(it, 0.0), "acc_mean": acc["mean"],
                           "acc_std": acc["std"], "accs": acc["accs"]})
     return {"tracks": [tracks[i] for i in sorted(tracks)], "evals": out_evals}
@@ -69,7 +72,8 @@ def curve_runs(profile: str, dataset: str, ipc: int, methods=("dm", "dm+cmi"), s
         res = run_or_resume(cfg, ds, device, pool, progress, sampler)
         x, y = res.synset.images.to(device), res.synset.labels.to(device)
         out[label] = {"result": res, "config": cfg, "method": method, "weight": cfg.cmi.weight,
-                      "final_acc": evaluated(res.synset.images, res.synset.labels, ds, cfg.eval, cfg.seed, device, progress),
+                      "final_acc": evaluated(res.synset.images, res.synset.labels, ds, res.synset.recipe(cfg.eval), cfg.seed,
+                                             device, progress),
                       "cmi_feature": measure_cmi(x, y, pool, space="feature")["mean"],
                       "cmi_logit": measure_cmi(x, y, pool, space="logit")["mean"]}
         if label in methods:

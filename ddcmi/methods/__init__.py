@@ -25,6 +25,7 @@ from .dm import DMMatching  # noqa: E402  (registers itself)
 from .gradient_matching import DCMatching, DSAMatching  # noqa: E402
 from .idc import IDCMatching  # noqa: E402
 from .idm import IDMMatching  # noqa: E402
+from .mtt import MTTMatching  # noqa: E402
 
 
 def list_methods() -> list[str]:
@@ -46,5 +47,5 @@ def method_class(name: str) -> type:
     return METHODS.get(parse_method(name)[0])
 
 
-__all__ = ["METHODS", "MatchingMethod", "DMMatching", "DCMatching", "DSAMatching", "IDCMatching", "IDMMatching", "list_methods",
+__all__ = ["METHODS", "MatchingMethod", "DMMatching", "DCMatching", "DSAMatching", "IDCMatching", "IDMMatching", "MTTMatching", "list_methods",
            "parse_method", "method_class", "register"]

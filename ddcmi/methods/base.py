@@ -102,6 +102,17 @@ class MatchingMethod:
         """The synthetic set a network is trained on (normalised space), from the optimised tensor."""
         return images, labels
 
+    @classmethod
+    def input_transform(cls, config, dataset):
+        """A map applied to every normalised real image before the method sees it (the pixels then live
+        in that space: MTT's ZCA whitening), or None."""
+        return None
+
+    def artefact_fields(self) -> dict:
+        """What the synthetic set must carry besides its images for a network to train on it as the
+        method meant (MTT: ``learned_lr``, ``zca``); {} for most methods."""
+        return {}
+
     def project_(self, images) -> None:
         """Called after every pixel update (no grad): keep the pixels in their domain."""
 

@@ -1,0 +1,221 @@
+"""MTT's expert buffer: N networks trained on the real data, their parameters after every epoch.
+
+Built like the proxy pool (trained once, cached under a key of its config in the run store's
+``experts/``, one file per expert, resumable expert by expert and epoch by epoch) but loaded lazily:
+:meth:`ExpertBuffer.epochs` memory-maps one expert's file and reads the epochs asked for, so a buffer
+of 100 experts x 50 epochs (about 6.5 GB for CIFAR-10's ConvNet-3) never sits in memory.
+
+An expert file holds ``trajectory``: a (epochs + 1) x P float32 tensor, row t = the flattened
+parameters (``model.parameters()`` order) after t epochs (row 0 = the initialisation), and the
+parameter names and shapes it flattens, checked against the network that uses it.
+
+Recipe (method.md section 4): plain SGD lr 0.01, no momentum, no weight decay, batch 256, DSA
+augmentation drawn independently per image, constant lr; optionally on ZCA-whitened data
+(``zca``: :mod:`ddcmi.transforms`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import store
+from .augment import DSAConfig
+from .data import Dataset
+from .errors import ArtefactError, ConfigError
+from .keys import config_key, same_config
+from .models import DDNet, create_model, init_weights_
+from .proxy import _training_split, accuracy
+from .train import Recipe, resumable_training
+from .utils import atomic_torch_save, atomic_write_json, load_artefact, provenance, slug
+
+FORMAT = "ddcmi-expert-v1"
+PARTIAL_FORMAT = "ddcmi-expert-partial-v1"
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """The expert buffer; defaults are MTT's release (100 ConvNet-3 experts x 50 epochs)."""
+
+    dataset: str
+    arch: str = "convnet3"
+    count: int = 100
+    epochs: int = 50
+    seed: int = 0
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    zca: bool = False  # train on ZCA-whitened images (the student then works in that space too)
+    train_per_class: int = 0  # 0 = the whole train split; n > 0 = n random images per class (approximation)
+    dsa: DSAConfig = field(default_factory=DSAConfig)
+    arch_kwargs: dict = field(default_factory=dict)
+
+    def key(self) -> str:
+        """Stable: only the values that differ from the defaults enter the digest (ddcmi.keys)."""
+        return f"{slug(self.dataset)}-{self.arch}-n{self.count}-e{self.epochs}-s{self.seed}-{config_key(self)}"
+
+    def describe(self) -> str:
+        subset = "all" if not self.train_per_class else f"{self.train_per_class}/class"
+        return (f"{self.count} x {self.arch} {self.arch_kwargs or ''}experts, {self.epochs} epochs on {subset}"
+                f"{', ZCA' if self.zca else ''} ({self.key()})")
+
+    def recipe(self) -> Recipe:
+        return Recipe(epochs=self.epochs, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                      batch_size=self.batch_size, dsa=self.dsa)
+
+
+def experts_dir(config: ExpertConfig, root: str | Path | None = None) -> Path:
+    return Path(root or store.experts_dir()) / config.key()
+
+
+def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
+    """All parameters in ``model.parameters()`` order, flattened into one float32 vector (CPU)."""
+    return torch.cat([p.detach().reshape(-1).to("cpu", torch.float32) for p in model.parameters()])
+
+
+def parameter_layout(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(n, tuple(p.shape)) for n, p in model.named_parameters()]
+
+
+class ExpertBuffer:
+    """The trained experts of a config, read lazily: :meth:`epochs` returns chosen epochs of one expert."""
+
+    def __init__(self, config: ExpertConfig, directory: Path, layout: list, info: dict | None = None):
+        self.config, self.directory, self.layout = config, directory, [(n, tuple(s)) for n, s in layout]
+        self.info = info or {}
+        self._verified: set[int] = set()
+
+    def __len__(self) -> int:
+        return self.config.count
+
+    def path(self, index: int) -> Path:
+        return self.directory / f"expert_{index:04d}.pt"
+
+    def epochs(self, index: int, epochs: list[int], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        """The flattened parameters of expert ``index`` after each of ``epochs``. The first access to an
+        expert verifies its whole file (format, config, checksum); later ones memory-map it."""
+        bad = [e for e in epochs if not 0 <= e <= self.config.epochs]
+        if bad:
+            raise ConfigError(f"expert epochs {bad} are outside 0..{self.config.epochs} of buffer {self.config.key()}; "
+                              f"lower max_start_epoch / expert_epochs or build a buffer with more epochs")
+        path = self.path(index)
+        if index not in self._verified:
+            _check_expert(path, self.config, index, self.layout)
+            self._verified.add(index)
+        d = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return [d["trajectory"][e].clone().to(device) for e in epochs]
+
+    @classmethod
+    def build(cls, config: ExpertConfig, dataset: Dataset, device: torch.device | str = "cpu",
+              root: str | Path | None = None, progress: bool = True) -> "ExpertBuffer":
+        """Train the experts that are not cached yet (resumable), then open the buffer."""
+        from .validate import validate
+        validate(config, "expert buffer config")
+        if dataset.name != config.dataset:
+            raise ConfigError(f"expert config is for {config.dataset!r} but the dataset given is {dataset.name!r}")
+        device = torch.device(device)
+        d = experts_dir(config, root)
+        missing = [i for i in range(config.count) if not (d / f"expert_{i:04d}.pt").exists()]
+        if missing:
+            transform = _transform(config, dataset)
+            x, y = _training_split(dataset, config, device, transform)
+            from .evaluate import TestSet
+            test = TestSet(dataset, device, zca=config.zca)
+            bar = tqdm(missing, desc=f"expert buffer {config.key()}", initial=config.count - len(missing),
+                       total=config.count, disable=not progress)
+            for i in bar:
+                t0 = time.time()
+                try:
+                    model, trajectory = _train_expert(config, dataset, x, y, i, device, progress, d)
+                except KeyboardInterrupt:
+                    bar.close()
+                    done = sum((d / f"expert_{k:04d}.pt").exists() for k in range(config.count))
+                    partial = _partial(d, i)
+                    epoch = load_artefact(partial, PARTIAL_FORMAT, "partial expert", "delete it")["epoch"] \
+                        if partial.exists() else 0
+                    raise KeyboardInterrupt(f"expert buffer {d}: {done} of {config.count} experts kept, expert {i} "
+                                            f"kept after {epoch} of {config.epochs} epochs; run the same command "
+                                            f"again to resume") from None
+                acc = accuracy(model, test.x, test.y)
+                bar.set_postfix(test_acc=f"{acc:.3f}")
+                atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(config), "index": i,
+                                   "layout": [[n, list(s)] for n, s in parameter_layout(model)],
+                                   "trajectory": trajectory, "test_acc": acc,
+                                   "train_seconds": round(time.time() - t0, 1)}, d / f"expert_{i:04d}.pt")
+                _partial(d, i).unlink(missing_ok=True)
+        return cls.open(config, dataset, root, device)
+
+    @classmethod
+    def open(cls, config: ExpertConfig, dataset: Dataset, root: str | Path | None = None,
+             device: torch.device | str = "cpu") -> "ExpertBuffer":
+        """The buffer of ``config`` (every expert file must exist); files are verified when first used."""
+        d = experts_dir(config, root)
+        missing = [i for i in range(config.count) if not (d / f"expert_{i:04d}.pt").exists()]
+        if missing:
+            raise ArtefactError(f"expert buffer {d} lacks {len(missing)} of {config.count} experts (first: {missing[0]}); "
+                                f"build it with `ddcmi experts --dataset {config.dataset} ...` or ExpertBuffer.build(...)")
+        layout = parameter_layout(_new_expert(config, dataset))
+        info_path = d / "buffer.json"
+        info = {"config": dataclasses.asdict(config), "key": config.key(), "dir": str(d)}
+        if not info_path.exists():
+            accs = [load_artefact(d / f"expert_{i:04d}.pt", FORMAT, "expert", _FIX).get("test_acc")
+                    for i in range(config.count)]
+            info.update(test_acc=accs, test_acc_mean=sum(accs) / len(accs) if all(a is not None for a in accs) else None)
+            atomic_write_json({**info, "provenance": provenance(torch.device(device))}, info_path)
+        return cls(config, d, layout, info)
+
+
+_FIX = "delete it and build the buffer again (`ddcmi experts ...` retrains only missing experts)"
+
+
+def _check_expert(path: Path, config: ExpertConfig, index: int, layout: list) -> None:
+    d = load_artefact(path, FORMAT, "expert", _FIX)
+    if not same_config(d.get("config") or {}, config) or d.get("index") != index:
+        raise ArtefactError(f"{path} was trained for another config ({d.get('config')}, expert {d.get('index')}), "
+                            f"not {dataclasses.asdict(config)} expert {index}; {_FIX}")
+    theirs = [(n, tuple(s)) for n, s in d.get("layout", [])]
+    traj = d.get("trajectory")
+    if theirs != list(layout) or not torch.is_tensor(traj) or traj.dim() != 2 or traj.shape[0] != config.epochs + 1 \
+            or traj.shape[1] != sum(int(torch.Size(s).numel()) for _, s in layout):
+        raise ArtefactError(f"{path} does not fit {config.arch} for this dataset (parameter layout or trajectory "
+                            f"shape {tuple(getattr(traj, 'shape', ()))} differs); {_FIX}")
+
+
+def _transform(config: ExpertConfig, dataset: Dataset):
+    if not config.zca:
+        return None
+    from .transforms import zca_for
+    return zca_for(dataset).whiten
+
+
+def _new_expert(config: ExpertConfig, dataset: Dataset) -> DDNet:
+    return create_model(config.arch, dataset.channels, dataset.num_classes, dataset.image_size, **config.arch_kwargs)
+
+
+def _partial(d: Path, index: int) -> Path:
+    return d / f"expert_{index:04d}.partial.pt"
+
+
+def _train_expert(config: ExpertConfig, dataset: Dataset, x, y, index: int, device, progress: bool,
+                  directory: Path | None) -> tuple[DDNet, torch.Tensor]:
+    """One expert through the shared trainer; its parameters recorded after every epoch, checkpointed
+    with them after every epoch (an interrupted expert loses at most one)."""
+    g = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
+    model = init_weights_(_new_expert(config, dataset), g).to(device)
+    rows = [flat_parameters(model)]
+
+    def restore(saved: dict) -> None:
+        rows[:] = list(saved["trajectory"].unbind(0))
+
+    resumable_training(model, x, y, config.recipe(), g, None if directory is None else _partial(directory, index),
+                       PARTIAL_FORMAT, {"config": dataclasses.asdict(config), "index": index},
+                       lambda saved: same_config(saved.get("config") or {}, config) and saved.get("index") == index,
+                       progress=progress, desc=f"expert {index}",
+                       on_epoch=lambda epoch: rows.append(flat_parameters(model)),
+                       extra_state=lambda: {"trajectory": torch.stack(rows)}, restore=restore)
+    return model.eval(), torch.stack(rows)
