@@ -1,4 +1,4 @@
-"""Distillation methods (DC, DSA, IDC, IDM; DM too) with and without CMI: time per outer iteration, the CMI
+"""Distillation methods (DC, DSA, IDC, IDM, MTT; DM too) with and without CMI: time per outer iteration, the CMI
 overhead and the share of the iteration spent training networks between image updates.
 
     python benchmarks/bench_methods.py                                  # cpu profile, mnist, IPC 10
@@ -18,6 +18,14 @@ weights, so no pool needs training. Absolute times are noisy on a shared machine
 times the pieces of one outer iteration instead (a matching update over all classes, one network step
 between updates, one CMI backward) and predicts the seconds per outer iteration of the profile's
 (outer, inner) schedule: how the ``cpu`` schedules of DC, DSA and IDC were chosen (docs/profiles.md).
+
+    python benchmarks/bench_methods.py --mtt-memory --syn-steps 5,10,20
+
+compares MTT's two gradient modes (``unrolled`` and the constant-memory ``recompute``) at several
+``syn_steps``: seconds per iteration and peak activation memory (bytes autograd holds for backward,
+``ddcmi.utils.SavedTensorMeter``; on CUDA also ``torch.cuda.max_memory_allocated``). MTT runs here on an
+expert buffer of random parameter vectors (the cost of a step does not depend on them), so no buffer
+needs training.
 """
 from __future__ import annotations
 
@@ -45,7 +53,51 @@ def _distiller(method: str, args):
                .to(device) for _ in range(2)]
     pool = ProxyPool(pc, members, ds.mean, ds.std)
     d = Distiller(cfg, ds, device=device, pool=pool, progress=False)
+    if hasattr(d.method, "experts_config"):  # MTT: random trajectories instead of a trained buffer
+        d.method._buffer = _RandomBuffer(d.method, g)
     return d, d._fresh_state(), g
+
+
+class _RandomBuffer:
+    """An expert buffer of random parameter vectors with the student's layout (MTT's timing only)."""
+
+    def __init__(self, method, g: torch.Generator):
+        from ddcmi.experts import flat_parameters
+        from ddcmi.models import init_weights_
+        self.start = flat_parameters(init_weights_(method.net, g))
+        self.step = 0.01 * torch.randn(self.start.shape, generator=g)
+
+    def __len__(self) -> int:
+        return 1
+
+    def epochs(self, index, epochs, device="cpu"):
+        return [(self.start + e * self.step).to(device) for e in epochs]
+
+
+def mtt_memory(args) -> list[dict]:
+    """MTT's two gradient modes at each ``syn_steps``: s per iteration and peak activation memory."""
+    from ddcmi.rng import Draws
+    from ddcmi.utils import SavedTensorMeter
+    rows = []
+    for steps in [int(v) for v in args.syn_steps.split(",")]:
+        for mode in ("unrolled", "recompute"):
+            args_mode = argparse.Namespace(**{**vars(args), "set": [*args.set, f"options.gradient={mode}",
+                                                                     f"options.syn_steps={steps}"]})
+            d, state, _ = _distiller("mtt", args_mode)
+            images = state["images"].detach().clone().requires_grad_(True)
+            start, target = d.method.buffer.epochs(0, [0, 2], d.device)
+            if d.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(d.device)
+            with SavedTensorMeter() as meter:
+                d.method.loss_and_backward(images, state["labels"], start, target, Draws(0, 1))
+            cuda_peak = torch.cuda.max_memory_allocated(d.device) if d.device.type == "cuda" else None
+
+            def once():
+                images.grad = None
+                d.method.loss_and_backward(images, state["labels"], start, target, Draws(0, 1))
+            rows.append({"syn_steps": steps, "gradient": mode, "s": _timed(once, args.iterations, 0, d.device),
+                         "saved_mb": meter.peak / 2 ** 20, "cuda_mb": None if cuda_peak is None else cuda_peak / 2 ** 20})
+    return rows
 
 
 # the methods' network training between image updates, timed inside each iteration
@@ -158,17 +210,28 @@ def main():
     ap.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--ipc", type=int, default=10)
-    ap.add_argument("--methods", default="dc,dc+cmi,dsa,dsa+cmi,idc,idc+cmi,idm,idm+cmi")
+    ap.add_argument("--methods", default="dc,dc+cmi,dsa,dsa+cmi,idc,idc+cmi,idm,idm+cmi,mtt,mtt+cmi")
     ap.add_argument("--iterations", type=int, default=2, help="timed outer iterations")
     ap.add_argument("--warmup", type=int, default=1, help="untimed outer iterations first (0 for long CPU iterations)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-root", default=None)
+    ap.add_argument("--mtt-memory", action="store_true", help="MTT's unrolled vs recompute gradient: time and peak memory")
+    ap.add_argument("--syn-steps", default="5,10,20", help="with --mtt-memory: the syn_steps to compare")
     ap.add_argument("--components", action="store_true",
                     help="time the pieces of an iteration (match, network step, CMI) and predict s per iteration")
     args = ap.parse_args()
     from ddcmi.utils import device_name, pick_device
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.mtt_memory:
+        print(f"MTT, profile {args.profile}, {args.dataset}, IPC {args.ipc}, {device_name(pick_device(args.device))}, "
+              f"torch {torch.__version__}; median of {args.iterations} iteration(s) per row\n")
+        print("| syn_steps | gradient | s per iteration | peak activation memory (MB) | CUDA peak allocated (MB) |")
+        print("|---|---|---|---|---|")
+        for r in mtt_memory(args):
+            cuda = "-" if r["cuda_mb"] is None else f"{r['cuda_mb']:.0f}"
+            print(f"| {r['syn_steps']} | {r['gradient']} | {r['s']:.2f} | {r['saved_mb']:.1f} | {cuda} |")
+        return
     if args.components:
         print(f"profile {args.profile}, {args.dataset}, IPC {args.ipc}, {device_name(pick_device(args.device))}, "
               f"torch {torch.__version__}; medians of {args.iterations} after {args.warmup} untimed\n")

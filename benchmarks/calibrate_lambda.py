@@ -6,7 +6,7 @@ At the real-image initialisation it measures, over a few iterations and at every
 method makes (DC/DSA: each round; IDC: each class), the norm of the base method's gradient on the
 synthetic pixels and the norm of the (unweighted) CMI gradient on the images CMI is applied to, and
 prints the lambda at which the two are the same size. Works for every registered method
-(``--method dsa``, ``--method idc``, ``--method idm``: there each class update carries its share
+(``--method dsa``, ``--method idc``, ``--method mtt`` (its one update per iteration), ``--method idm``: there each class update carries its share
 n_c/N of the set's CMI, and that scaled gradient is what is compared). That is the rule the ``cpu`` profile's lambda follows
 (docs/profiles.md); it is a scale match, not a tuned optimum.
 """
@@ -36,7 +36,7 @@ def main():
     ds = ddcmi.load_dataset(args.dataset, root=args.data_root)
     cfg = ddcmi.make_config(args.profile, ds.name, f"{args.method}+cmi", args.ipc)
     dev = torch.device("cpu")
-    sampler = ds.real_sampler(dev)
+    sampler = ds.real_sampler(dev, METHODS.get(args.method).input_transform(cfg, ds))  # MTT+ZCA: whitened
     pool = ProxyPool.build(cfg.pool, ds, dev)
     method = METHODS.get(args.method)(cfg, ds, sampler, dev)
     reg = CMIRegularizer(pool, cfg.cmi)

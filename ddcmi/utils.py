@@ -172,3 +172,38 @@ def slug(name: str) -> str:
     """A file-name-safe form of a dataset name (local datasets are named by their path)."""
     import re
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip("/")).strip("_")[-60:] or "dataset"
+
+
+class SavedTensorMeter:
+    """``with SavedTensorMeter() as m: ...``: the peak bytes of the tensors autograd graphs hold for
+    backward inside the block (activation memory, counted the same on any device and independent of the
+    allocator; a tensor saved twice counts twice). How MTT's two gradient modes are compared."""
+
+    def __init__(self):
+        self.now = self.peak = 0
+
+    def __enter__(self) -> "SavedTensorMeter":
+        import weakref
+
+        def pack(t: torch.Tensor):
+            n = t.numel() * t.element_size()
+            self.now += n
+            self.peak = max(self.peak, self.now)
+            holder = _Saved(t)
+            weakref.finalize(holder, self._free, n)  # runs when the graph that saved it is freed
+            return holder
+
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda holder: holder.tensor)
+        self._hooks.__enter__()
+        return self
+
+    def _free(self, n: int) -> None:
+        self.now -= n
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
+
+
+class _Saved:
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor

@@ -192,7 +192,7 @@ def test_every_registered_method_runs_and_learns_the_toy_data(toy, method):
     assert s.images.shape[1:] == (1, 28, 28) and torch.isfinite(s.images).all()
     assert torch.bincount(s.labels).tolist() == [s.images.shape[0] // 10] * 10
     assert all(("cmi" in r) == method.endswith("+cmi") for r in res.history["steps"])
-    acc = ddcmi.evaluate_synset(s.images, s.labels, toy, cfg.eval, progress=False)
+    acc = ddcmi.evaluate_synset(s.images, s.labels, toy, s.recipe(cfg.eval), progress=False)
     assert acc["mean"] > 0.5
 
 

@@ -44,7 +44,8 @@ def test_regulariser_value_and_gradient_match_the_cpu(space):
     assert torch.allclose(out["cuda"][1], out["cpu"][1], rtol=1e-2, atol=1e-6 * out["cpu"][1].abs().max())
 
 
-@pytest.mark.parametrize("method,ipc", [("dm+cmi", 10), ("dsa+cmi", 10), ("idc+cmi", 2), ("idm+cmi", 2)])
+@pytest.mark.parametrize("method,ipc", [("dm+cmi", 10), ("dsa+cmi", 10), ("idc+cmi", 2), ("idm+cmi", 2),
+                                        ("mtt+cmi", 2)])
 def test_each_method_family_runs_on_cuda_and_beats_chance(mnist, method, ipc):
     cfg = make_config("smoke", "mnist", method, ipc)
     distiller = Distiller(cfg, mnist, device=CUDA, progress=False)
@@ -53,7 +54,8 @@ def test_each_method_family_runs_on_cuda_and_beats_chance(mnist, method, ipc):
     steps = res.history["steps"]
     assert len(steps) == cfg.iterations and all(s["cmi"] >= 0 for s in steps)
     assert torch.isfinite(res.synset.images).all()
-    acc = evaluate_synset(res.synset.images, res.synset.labels, mnist, cfg.eval, device=CUDA, progress=False)
+    acc = evaluate_synset(res.synset.images, res.synset.labels, mnist, res.synset.recipe(cfg.eval), device=CUDA,
+                          progress=False)
     assert acc["mean"] > 0.3  # chance is 0.1
 
 

@@ -1,7 +1,6 @@
 """MTT and MTT+CMI: the matching loss, the learned step size, both gradient modes, ZCA, the expert buffer."""
 import dataclasses
 import json
-import weakref
 
 import pytest
 import torch
@@ -16,6 +15,7 @@ from ddcmi.profiles import make_config
 from ddcmi.rng import Draws
 from ddcmi.synset import SyntheticSet
 from ddcmi.transforms import ZCA, zca_for
+from ddcmi.utils import SavedTensorMeter
 
 
 def mtt_config(ds, method="mtt", ipc=2, **overrides):
@@ -70,43 +70,12 @@ def test_constant_memory_gradient_equals_the_unrolled_one(toy, batch_syn):
     assert torch.allclose(glr1, glr2, rtol=1e-3)
 
 
-class _SavedBytes:
-    """Peak bytes of tensors the autograd graph holds for backward (activation memory, on any device)."""
-
-    def __init__(self):
-        self.now = self.peak = 0
-
-    def __enter__(self):
-        def pack(t):
-            n = t.numel() * t.element_size()
-            self.now += n
-            self.peak = max(self.peak, self.now)
-            holder = _Holder(t)
-            weakref.finalize(holder, self._free, n)
-            return holder
-
-        self._ctx = torch.autograd.graph.saved_tensors_hooks(pack, lambda h: h.t)
-        self._ctx.__enter__()
-        return self
-
-    def _free(self, n):
-        self.now -= n
-
-    def __exit__(self, *exc):
-        self._ctx.__exit__(*exc)
-
-
-class _Holder:
-    def __init__(self, t):
-        self.t = t
-
-
 def test_constant_memory_mode_does_not_grow_with_the_unrolled_steps(toy):
     peak = {}
     for mode in ("unrolled", "recompute"):
         for steps in (2, 6):
             m, images, labels, start, target = _method_and_problem(toy, mode, syn_steps=steps)
-            with _SavedBytes() as meter:
+            with SavedTensorMeter() as meter:
                 m.loss_and_backward(images, labels, start, target, Draws(0, 1))
             peak[mode, steps] = meter.peak
     assert peak["unrolled", 6] > 2.5 * peak["unrolled", 2]  # grows with the steps
@@ -148,8 +117,7 @@ def test_zca_round_trip_and_whitening(toy):
 
 
 def test_a_zca_set_keeps_zca_through_save_load_export_and_evaluation(toy, tmp_path):
-    cfg = mtt_config(toy, iterations=2)
-    assert cfg.options.experts.zca  # CIFAR-10's row at low IPC whitens
+    cfg = mtt_config(toy, iterations=2, **{"options.experts.zca": True})
     res = Distiller(cfg, toy, out_dir=tmp_path / "run", progress=False).run()
     s = SyntheticSet.load(tmp_path / "run" / "synset.pt")
     assert s.zca and s.zca["eps"] == 0.1
@@ -168,7 +136,7 @@ def test_a_zca_set_keeps_zca_through_save_load_export_and_evaluation(toy, tmp_pa
 
 
 def test_the_student_works_in_whitened_space_and_cmi_sees_the_unwhitened_set(toy):
-    cfg = mtt_config(toy, "mtt+cmi", iterations=1)
+    cfg = mtt_config(toy, "mtt+cmi", iterations=1, **{"options.experts.zca": True})
     d = Distiller(cfg, toy, progress=False)
     zca = zca_for(toy)
     assert d.sampler.transform is not None and d.regularizer.real.transform is None
@@ -242,6 +210,7 @@ def test_paper_profile_is_the_authors_table():
     assert "not published for MTT" in note
     cpu = make_config("cpu", "mnist", "mtt", 10).options
     assert cpu.experts.epochs >= cpu.max_start_epoch + cpu.expert_epochs
+    assert not make_config("smoke", "mnist", "mtt", 1).options.experts.zca
 
 
 def test_bad_mtt_options_are_refused_with_the_name(toy):

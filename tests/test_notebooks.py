@@ -101,19 +101,20 @@ def _leaves(d):
         yield d
 
 
+@pytest.mark.parametrize("base", ["idm", "mtt"])
 @pytest.mark.parametrize("name", ["main_table", "cross_architecture", "cmi_vs_accuracy"])
-def test_the_method_notebooks_run_idm(name, tmp_path, mnist, monkeypatch):
-    """IDM and IDM+CMI go through the notebooks that compare methods, as every registered method does."""
+def test_the_method_notebooks_run_the_newer_methods(name, base, tmp_path, mnist, monkeypatch):
+    """IDM, MTT and each +CMI go through the notebooks that compare methods, as every registered method does."""
     pytest.importorskip("papermill")
     from ddcmi.cli import main
     monkeypatch.chdir(tmp_path)
-    params = ["-p", 'methods=["idm","idm+cmi"]']
+    params = ["-p", f'methods=["{base}","{base}+cmi"]']
     if name == "cross_architecture":
         params += ["-p", 'archs=["convnet3"]']
     if name == "cmi_vs_accuracy":
         params += ["-p", "lambdas=[]"]
     assert main(["reproduce", name, "--profile", "smoke", "--reports", str(tmp_path / "reports"), "--quiet",
-                 "--tag", "idm", *params]) == 0
-    metrics = json.loads((tmp_path / "reports" / "smoke" / f"{name}_idm" / "metrics.json").read_text())
+                 "--tag", base, *params]) == 0
+    metrics = json.loads((tmp_path / "reports" / "smoke" / f"{name}_{base}" / "metrics.json").read_text())
     text = json.dumps(metrics)
-    assert '"idm+cmi"' in text and metrics["profile"] == "smoke"
+    assert f'"{base}+cmi"' in text and metrics["profile"] == "smoke"
