@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from . import store
 from .augment import DSAConfig
@@ -30,7 +29,7 @@ from .errors import ArtefactError, ConfigError
 from .keys import config_key, same_config
 from .models import DDNet, create_model, init_weights_
 from .proxy import _training_split, accuracy
-from .train import Recipe, resumable_training
+from .train import Recipe, build_missing, resumable_training
 from .utils import atomic_torch_save, atomic_write_json, load_artefact, provenance, slug
 
 FORMAT = "ddcmi-expert-v1"
@@ -120,34 +119,25 @@ class ExpertBuffer:
             raise ConfigError(f"expert config is for {config.dataset!r} but the dataset given is {dataset.name!r}")
         device = torch.device(device)
         d = experts_dir(config, root)
-        missing = [i for i in range(config.count) if not (d / f"expert_{i:04d}.pt").exists()]
-        if missing:
-            transform = _transform(config, dataset)
-            x, y = _training_split(dataset, config, device, transform)
-            from .evaluate import TestSet
-            test = TestSet(dataset, device, zca=config.zca)
-            bar = tqdm(missing, desc=f"expert buffer {config.key()}", initial=config.count - len(missing),
-                       total=config.count, disable=not progress)
-            for i in bar:
-                t0 = time.time()
-                try:
-                    model, trajectory = _train_expert(config, dataset, x, y, i, device, progress, d)
-                except KeyboardInterrupt:
-                    bar.close()
-                    done = sum((d / f"expert_{k:04d}.pt").exists() for k in range(config.count))
-                    partial = _partial(d, i)
-                    epoch = load_artefact(partial, PARTIAL_FORMAT, "partial expert", "delete it")["epoch"] \
-                        if partial.exists() else 0
-                    raise KeyboardInterrupt(f"expert buffer {d}: {done} of {config.count} experts kept, expert {i} "
-                                            f"kept after {epoch} of {config.epochs} epochs; run the same command "
-                                            f"again to resume") from None
-                acc = accuracy(model, test.x, test.y)
-                bar.set_postfix(test_acc=f"{acc:.3f}")
-                atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(config), "index": i,
-                                   "layout": [[n, list(s)] for n, s in parameter_layout(model)],
-                                   "trajectory": trajectory, "test_acc": acc,
-                                   "train_seconds": round(time.time() - t0, 1)}, d / f"expert_{i:04d}.pt")
-                _partial(d, i).unlink(missing_ok=True)
+        data: dict = {}
+
+        def train_one(i: int) -> float:
+            if not data:  # prepared once, only when an expert is missing
+                from .evaluate import TestSet
+                data["x"], data["y"] = _training_split(dataset, config, device, _transform(config, dataset))
+                data["test"] = TestSet(dataset, device, zca=config.zca)
+            t0 = time.time()
+            model, trajectory = _train_expert(config, dataset, data["x"], data["y"], i, device, progress, d)
+            acc = accuracy(model, data["test"].x, data["test"].y)
+            atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(config), "index": i,
+                               "layout": [[n, list(s)] for n, s in parameter_layout(model)],
+                               "trajectory": trajectory, "test_acc": acc,
+                               "train_seconds": round(time.time() - t0, 1)}, d / f"expert_{i:04d}.pt")
+            _partial(d, i).unlink(missing_ok=True)
+            return acc
+
+        build_missing(d, "expert", "expert buffer", config.count, config.epochs, PARTIAL_FORMAT, train_one, progress,
+                      f"expert buffer {config.key()}")
         return cls.open(config, dataset, root, device)
 
     @classmethod

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .data import Dataset
 from .errors import ArtefactError, ConfigError
 from .models import DDNet, create_model, init_weights_
-from .train import Recipe, resumable_training
+from .train import Recipe, build_missing, resumable_training
 from . import store
 from .keys import config_key, same_config
 from .utils import atomic_torch_save, atomic_write_json, load_artefact, provenance, slug
@@ -94,31 +93,23 @@ class ProxyPool:
             raise ConfigError(f"pool config is for {config.dataset!r} but the dataset given is {dataset.name!r}")
         device = torch.device(device)
         d = pool_dir(config, root)
-        missing = [i for i in range(config.count) if not (d / f"member_{i:04d}.pt").exists()]
-        if missing:
-            x, y = _training_split(dataset, config, device)
-            xt, yt = dataset.normalize(dataset.test.images, device), dataset.test.labels.to(device)
-            bar = tqdm(missing, desc=f"proxy pool {config.key()}", initial=config.count - len(missing),
-                       total=config.count, disable=not progress)
-            for i in bar:
-                t0 = time.time()
-                try:
-                    model = _train_member(config, dataset, x, y, i, device, progress, d)
-                except KeyboardInterrupt:
-                    bar.close()
-                    done = sum((d / f"member_{k:04d}.pt").exists() for k in range(config.count))
-                    partial = _partial(d, i)
-                    epoch = load_artefact(partial, PARTIAL_FORMAT, "partial member", "delete it")["epoch"] \
-                        if partial.exists() else 0
-                    raise KeyboardInterrupt(f"proxy pool {d}: {done} of {config.count} members kept, member {i} kept "
-                                            f"after {epoch} of {config.epochs} epochs; run the same command again "
-                                            f"to resume") from None
-                acc = accuracy(model, xt, yt)
-                bar.set_postfix(test_acc=f"{acc:.3f}")
-                atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(config), "index": i,
-                                   "state_dict": model.state_dict(), "test_acc": acc,
-                                   "train_seconds": round(time.time() - t0, 1)}, d / f"member_{i:04d}.pt")
-                _partial(d, i).unlink(missing_ok=True)
+        data: dict = {}
+
+        def train_one(i: int) -> float:
+            if not data:  # prepared once, only when a member is missing
+                data["x"], data["y"] = _training_split(dataset, config, device)
+                data["xt"], data["yt"] = dataset.normalize(dataset.test.images, device), dataset.test.labels.to(device)
+            t0 = time.time()
+            model = _train_member(config, dataset, data["x"], data["y"], i, device, progress, d)
+            acc = accuracy(model, data["xt"], data["yt"])
+            atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(config), "index": i,
+                               "state_dict": model.state_dict(), "test_acc": acc,
+                               "train_seconds": round(time.time() - t0, 1)}, d / f"member_{i:04d}.pt")
+            _partial(d, i).unlink(missing_ok=True)
+            return acc
+
+        build_missing(d, "member", "proxy pool", config.count, config.epochs, PARTIAL_FORMAT, train_one, progress,
+                      f"proxy pool {config.key()}")
         return cls.load(config, dataset, device, root)
 
     @classmethod

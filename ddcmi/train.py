@@ -156,3 +156,28 @@ def resumable_training(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 
     return train_epochs(model, x, y, recipe, generator, optimizer=optimizer, start_epoch=start, on_epoch=after_epoch,
                         progress=progress, desc=desc)
+
+
+def build_missing(directory: Path, noun: str, what: str, count: int, epochs: int, partial_fmt: str,
+                  train_one: Callable[[int], float], progress: bool = True, desc: str = "") -> None:
+    """Train the members ``<noun>_<i:04d>.pt`` of a cached collection (a proxy pool, MTT's experts) that
+    ``directory`` lacks: ``train_one(i)`` trains member i (checkpointed per epoch in
+    ``<noun>_<i:04d>.partial.pt``), saves it atomically and returns its test accuracy. On Ctrl-C it says
+    what is kept and how to resume."""
+    from .utils import load_artefact
+    missing = [i for i in range(count) if not (directory / f"{noun}_{i:04d}.pt").exists()]
+    if not missing:
+        return
+    bar = tqdm(missing, desc=desc, initial=count - len(missing), total=count, disable=not progress)
+    for i in bar:
+        try:
+            acc = train_one(i)
+        except KeyboardInterrupt:
+            bar.close()
+            done = sum((directory / f"{noun}_{k:04d}.pt").exists() for k in range(count))
+            partial = directory / f"{noun}_{i:04d}.partial.pt"
+            epoch = load_artefact(partial, partial_fmt, f"partial {noun}", "delete it")["epoch"] \
+                if partial.exists() else 0
+            raise KeyboardInterrupt(f"{what} {directory}: {done} of {count} {noun}s kept, {noun} {i} kept after "
+                                    f"{epoch} of {epochs} epochs; run the same command again to resume") from None
+        bar.set_postfix(test_acc=f"{acc:.3f}")
