@@ -72,8 +72,11 @@ class Distiller:
         self.progress = progress
         method_cls = METHODS.get(base)
         transform = method_cls.input_transform(config, dataset)  # MTT with ZCA: the pixels live whitened
-        plain = sampler or dataset.real_sampler(self.device)
-        self.sampler = plain if transform is None else dataset.real_sampler(self.device, transform)
+        if transform is None:
+            self.sampler = plain = sampler or dataset.real_sampler(self.device)
+        else:  # the plain one only where real-data CMI centroids need it (the proxies' space)
+            self.sampler = dataset.real_sampler(self.device, transform)
+            plain = sampler or (dataset.real_sampler(self.device) if with_cmi and config.cmi.centroids == "real" else None)
         self.sampler.check_ipc(config.ipc)
         if config.rng != RNG_VERSION:
             raise ConfigError(f"config uses random-draw scheme {config.rng}, this ddcmi draws with {RNG_VERSION}; "

@@ -97,7 +97,9 @@ _FITTED: dict[tuple[str, float], ZCA] = {}
 def zca_for(dataset: "Dataset", eps: float = ZCA_EPS) -> ZCA:
     """The ZCA of ``dataset``'s normalised training split: from memory, else the store's cache, else
     fitted now (seconds: a D x D eigendecomposition, D = 3,072 for CIFAR) and cached atomically."""
-    digest = train_digest(dataset)
+    digest = getattr(dataset, "_train_digest", None)
+    if digest is None:  # hashed once per loaded dataset: evaluation asks for every network it trains
+        digest = dataset._train_digest = train_digest(dataset)
     key = (digest, float(eps))
     if key in _FITTED:
         return _FITTED[key]

@@ -136,7 +136,8 @@ def test_a_zca_set_keeps_zca_through_save_load_export_and_evaluation(toy, tmp_pa
 
 
 def test_the_student_works_in_whitened_space_and_cmi_sees_the_unwhitened_set(toy):
-    cfg = mtt_config(toy, "mtt+cmi", iterations=1, **{"options.experts.zca": True})
+    # real-data centroids: the one CMI variant that reads real images, which must be unwhitened
+    cfg = mtt_config(toy, "mtt+cmi", iterations=1, **{"options.experts.zca": True, "cmi.centroids": "real"})
     d = Distiller(cfg, toy, progress=False)
     zca = zca_for(toy)
     assert d.sampler.transform is not None and d.regularizer.real.transform is None
@@ -144,6 +145,8 @@ def test_the_student_works_in_whitened_space_and_cmi_sees_the_unwhitened_set(toy
     assert torch.allclose(zca.unwhiten(x), d.regularizer.real.sample(0, 4, torch.Generator().manual_seed(0)), atol=1e-4)
     res = d.run()
     assert res.history["steps"][0]["cmi"] > 0
+    synthetic = Distiller(mtt_config(toy, "mtt+cmi", iterations=1, **{"options.experts.zca": True}), toy, progress=False)
+    assert synthetic.regularizer.real is None  # synthetic centroids: no plain copy of the training set is built
 
 
 def test_the_expert_buffer_resumes_after_a_kill_mid_expert(toy, tmp_path, monkeypatch):
