@@ -11,6 +11,9 @@
     ddcmi experts --dataset mnist --ipc 10 --profile cpu   build (or finish) MTT's expert buffer
     ddcmi compare --dataset cifar10 --profile cpu     the main job: DM vs DM+CMI, written under reports/
     ddcmi reproduce quickstart --profile smoke        execute a notebook into reports/smoke/quickstart/
+    ddcmi sweep grid.yaml --runner ray                a grid of cells (distill + evaluate + CMI) on Ray
+    ddcmi sweep main_table --profile cpu              the runs of a notebook, as a grid
+    ddcmi distill ... --nproc 2                       classes split over 2 processes (torchrun)
 """
 from __future__ import annotations
 
@@ -64,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="if another process works in the run folder, wait for it")
     p.add_argument("--allow-thread-change", action="store_true",
                    help="resume a checkpoint written at another CPU thread count (recorded in the history)")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="split the classes over N processes (starts torchrun; gloo on CPU, NCCL on GPUs); "
+                        "each runs on $OMP_NUM_THREADS threads (default 1)")
 
     p = sub.add_parser("evaluate", help="train fresh networks on a saved synthetic set and test them", epilog=EPILOG)
     p.add_argument("synset", help="path to a synset.pt")
@@ -114,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", default=None, help="write to reports/<profile>/<name>_<tag>/ (a variant beside the default report)")
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("sweep", help="run a grid of cells (distill + evaluate + CMI) serially or on Ray, via the run store",
+                       epilog=EPILOG)
+    p.add_argument("grid", help="a grid YAML file, or a named grid: main_table, cmi_vs_accuracy (that notebook's runs)")
+    p.add_argument("--profile", default=None, choices=["smoke", "cpu", "paper"],
+                   help="profile of a named grid (default smoke); with a file, replaces the file's")
+    p.add_argument("--runner", default="serial", choices=["serial", "ray"],
+                   help="serial (this process) or ray (pip install 'ddcmi[ray]')")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join (default $RAY_ADDRESS, else a local Ray started here)")
+    p.add_argument("--cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--device", default=None, help="device of every cell (default: CUDA when present)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and what the store holds; run nothing")
+    p.add_argument("--quiet", action="store_true")
+
     p = sub.add_parser("compare", help="the main job: base method vs base+CMI, evaluated, written under reports/",
                        epilog=EPILOG)
     _common(p, dataset_required=False)
@@ -125,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     _sigterm_as_interrupt()
     if args.store:
         from . import store
@@ -133,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"datasets": cmd_datasets, "distill": cmd_distill, "evaluate": cmd_evaluate, "cmi": cmd_cmi,
                 "pool": cmd_pool, "experts": cmd_experts, "compare": cmd_compare, "reproduce": cmd_reproduce, "config": cmd_config,
-                "store": cmd_store}[args.command](args)
+                "store": cmd_store, "sweep": cmd_sweep}[args.command](args)
     except DDCMIError as exc:
         print(f"ddcmi {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -237,22 +259,71 @@ def _config(args, method: str, ipc: int):
 
 
 def cmd_distill(args) -> int:
+    from .methods import METHODS, parse_method
+    from .parallel import ClassParallel, world_size_from_env
+
+    cfg = _config(args, args.method, args.ipc)  # validates names and values before any data is read
+    world = world_size_from_env()
+    if args.nproc is not None or world > 1:
+        refusal = METHODS.get(parse_method(cfg.method)[0]).no_class_split
+        if refusal:
+            print(f"ddcmi distill: error: {cfg.method} cannot run class-parallel: {refusal}; run it in one "
+                  f"process (drop --nproc)", file=sys.stderr)
+            return 2
+    if args.nproc is not None and world <= 1:
+        if args.nproc < 1:
+            print(f"ddcmi distill: error: --nproc must be >= 1, got {args.nproc}", file=sys.stderr)
+            return 2
+        if args.nproc > 1:
+            return _torchrun(args.argv, args.nproc)
+    par = ClassParallel.from_env(args.device)
+    try:
+        return _distill(args, cfg, par)
+    finally:
+        if par is not None:
+            par.close()
+
+
+def _torchrun(argv: list[str], nproc: int) -> int:
+    """Run this same command in ``nproc`` processes under torchrun (one machine)."""
+    import subprocess
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "ddcmi", *rest]
+    print(f"class-parallel over {nproc} processes: {' '.join(cmd[1:])}", flush=True)
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:  # the processes got Ctrl-C too: rank 0 kept its checkpoint
+        raise KeyboardInterrupt("the processes were stopped; rank 0 kept the last checkpoint; the same command "
+                                "resumes") from None
+
+
+def _distill(args, cfg, par) -> int:
+    """One process's part of ``ddcmi distill`` (the whole run, or one rank of a class-parallel one)."""
     from .data import load_dataset
     from .distill import Distiller, discard_run
     from .evaluate import evaluate_synset
     from .experiments import run_dir_for
     from .utils import atomic_write_json, pick_device
 
-    cfg = _config(args, args.method, args.ipc)  # validates names and values before any data is read
-    device = pick_device(args.device)
+    writer = par is None or par.writes
+    device = par.device if par is not None else pick_device(args.device)
     dataset = load_dataset(args.dataset, root=args.data_root)
     out = Path(args.out) if args.out else run_dir_for(cfg)
-    if args.fresh:
+    if args.fresh and writer:
         removed = discard_run(out)
         if removed:
             print(f"--fresh: removed {len(removed)} file(s) this run had written in {out.resolve()}")
     result = Distiller(cfg, dataset, device=device, out_dir=out, progress=not args.quiet, wait=args.wait,
-                       allow_thread_change=args.allow_thread_change).run()
+                       allow_thread_change=args.allow_thread_change, parallel=par).run()
+    if not writer:
+        return 0
     print(f"synthetic set: {out / 'synset.pt'} ({result.synset.images.shape[0]} images, "
           f"{result.synset.provenance.get('wall_time_s')} s)")
     if args.evaluate:
@@ -378,6 +449,21 @@ def cmd_reproduce(args) -> int:
         out = reproduce(name, args.profile, params, args.reports, force=args.force, progress=not args.quiet,
                         tag=args.tag)
         print(f"{name}: {out}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .experiments.grid import load_grid
+    from .experiments.sweep import sweep
+
+    grid = load_grid(args.grid, args.profile)
+    summary = sweep(grid, args.runner, args.address, args.device, progress=not args.quiet, num_cpus=args.cpus,
+                    dry_run=args.dry_run)
+    if summary.get("failed"):
+        for row in summary["cells"]:
+            if row["status"] == "failed":
+                print(f"failed: {row['cell']}: {row['error']}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -15,7 +15,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -34,6 +34,9 @@ from .synset import SyntheticSet
 from .utils import atomic_torch_save, atomic_write_json, device_name, load_artefact, pick_device, provenance
 from .validate import validate
 
+if TYPE_CHECKING:
+    from .parallel import ClassParallel
+
 CHECKPOINT_FORMAT = "ddcmi-checkpoint-v1"
 
 
@@ -49,13 +52,16 @@ class Distiller:
                  out_dir: str | Path | None = None, pool: ProxyPool | None = None, progress: bool = True,
                  sampler: RealSampler | None = None, classes: Sequence[int] | None = None,
                  exchange: Callable[[torch.Tensor], None] | None = None, wait: bool = False,
-                 allow_thread_change: bool = False):
+                 allow_thread_change: bool = False, parallel: "ClassParallel | None" = None):
         """``classes``: compute only these classes (a class-parallel worker); the others' pixels stay as
         they are unless ``exchange(images)`` fills them in (called after every image update of a split
         run, e.g. an all-gather): what methods that train on the whole set between updates need.
         ``wait``: queue behind another process working in ``out_dir`` instead of refusing.
         ``allow_thread_change``: resume a checkpoint written at another CPU thread count (the results of
-        methods other than DM then depend on where the run was split)."""
+        methods other than DM then depend on where the run was split).
+        ``parallel``: this process is one rank of a class-parallel run (:mod:`ddcmi.parallel`): it computes
+        its block of classes, gradients are summed over the ranks before every step, only rank 0 uses
+        ``out_dir``."""
         base, with_cmi = parse_method(config.method)
         validate(config)
         if dataset.name != config.dataset:
@@ -67,6 +73,14 @@ class Distiller:
                               f"use method {base}+cmi or cmi.weight=0")
         self.config, self.dataset = config, dataset
         self.wait, self.allow_thread_change = wait, allow_thread_change
+        self.parallel = parallel
+        if parallel is not None:
+            if classes is not None or exchange is not None:
+                raise ConfigError("a class-parallel rank chooses its own classes: pass parallel=... or classes=..., not both")
+            classes = parallel.classes(dataset.num_classes)
+            device = parallel.device
+            if not parallel.writes:
+                out_dir, progress = None, False
         self.device = pick_device(device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
@@ -86,7 +100,7 @@ class Distiller:
         self.classes = self.method.classes
         self.split = len(self.classes) < dataset.num_classes
         self.exchange = exchange
-        if self.split and exchange is None and (with_cmi or getattr(self.method, "trains_on_whole_set", False)):
+        if self.split and exchange is None and parallel is None and (with_cmi or getattr(self.method, "trains_on_whole_set", False)):
             raise ConfigError(f"{config.method} computed for some classes needs the other classes' current pixels "
                               f"after every update (CMI batches whole groups of classes; DC/DSA train on the whole "
                               f"set): pass exchange=..., e.g. an all-gather between the workers")
@@ -191,14 +205,23 @@ class Distiller:
 
     def _run(self) -> DistillResult:
         cfg = self.config
+        par = self.parallel
+        writer = par is None or par.writes
         done = self.finished()
+        if par is not None:  # rank 0 alone reads the run folder; the others take what it found
+            done = par.broadcast(done)
         if done is not None:  # return it as it was made (its own provenance), do no work
             return done
-        state = self._load_checkpoint() or self._fresh_state()
+        state = (self._load_checkpoint() or self._fresh_state()) if writer else None
+        if par is not None:
+            state = par.broadcast(None if state is None else _to_cpu(state))
+            state["images"], state["labels"] = state["images"].to(self.device), state["labels"].to(self.device)
+            self._rows = par.row_mask(state["labels"], self.classes)
         history = state["history"]
         history.setdefault("segments", []).append(
             {"from_iteration": state["iteration"], "threads": torch.get_num_threads(), "device": device_name(self.device),
-             "host": platform.node(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+             "host": platform.node(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             **({"processes": par.world} if par is not None else {})})
         images = state["images"].detach().clone().requires_grad_(True)
         labels = state["labels"]
         self.method.load_state_dict(state.get("method_state") or {})
@@ -214,7 +237,7 @@ class Distiller:
                     "history": history, "elapsed": time.time() - t0, "initial_images": state["initial_images"],
                     "initial_fields": state.get("initial_fields", {})}
 
-        if start_it == 0:  # the initialisation itself, when asked for
+        if start_it == 0 and writer:  # the initialisation itself, when asked for
             if cfg.track_every and not history.get("tracks"):
                 history["tracks"] = [{"iteration": 0, "seconds": 0.0, **self.track(*self._trained_on(images, labels))}]
             if 0 in cfg.eval_at and not history["evals"]:
@@ -235,10 +258,10 @@ class Distiller:
                 history["steps"].append({"iteration": it + 1, **terms, "seconds": round(time.time() - t0, 3)})
                 bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items()})
                 done = it + 1
-                if cfg.track_every and (done % cfg.track_every == 0 or done == cfg.iterations):
+                if writer and cfg.track_every and (done % cfg.track_every == 0 or done == cfg.iterations):
                     history.setdefault("tracks", []).append({"iteration": done, "seconds": round(time.time() - t0, 3),
                                                               **self.track(*self._trained_on(images, labels))})
-                if done in cfg.eval_at:
+                if writer and done in cfg.eval_at:
                     acc = self.evaluate(*self._trained_on(images, labels))
                     history["evals"].append({"iteration": done, "seconds": round(time.time() - t0, 3),
                                              "acc_mean": acc["mean"], "acc_std": acc["std"], "accs": acc["accs"]})
@@ -310,7 +333,10 @@ class Distiller:
             return terms
 
         opt.zero_grad(set_to_none=True)
-        per_update = [t for t in self.method.iteration(images, labels, draws, update) if t is not None]
+        updates = self.method.iteration(images, labels, draws, update)
+        if self.parallel is not None:
+            return self.parallel.combine_terms(updates)
+        per_update = [t for t in updates if t is not None]
         keys = dict.fromkeys(k for t in per_update for k in t)
         return {k: sum(t[k] for t in per_update if k in t) / sum(k in t for t in per_update) for k in keys}
 
@@ -319,6 +345,8 @@ class Distiller:
         pixels in their domain, and in a split run bring in the other classes' pixels."""
         if images.grad is None:
             images.grad = torch.zeros_like(images)
+        if self.parallel is not None:  # every rank then steps with the whole set's gradient
+            self.parallel.combine_grad_(images.grad, self._rows)
         opt.step()
         opt.zero_grad(set_to_none=True)
         with torch.no_grad():
@@ -380,6 +408,10 @@ def discard_run(run_dir: str | Path) -> list[Path]:
     if (d / "snapshots").is_dir() and not any((d / "snapshots").iterdir()):
         (d / "snapshots").rmdir()
     return mine + snaps
+
+
+def _to_cpu(state: dict) -> dict:
+    return {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in state.items()}
 
 
 def _hold_interrupts():

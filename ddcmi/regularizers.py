@@ -101,13 +101,16 @@ class CMIRegularizer:
 
         With ``weight=0`` nothing is back-propagated (a measurement with the same proxy). With
         ``classes`` (a class-parallel worker), only the chunks holding those classes are computed: the
-        returned value is then the share of those chunks, normalised by the whole set's N."""
+        returned value is then the share of the chunks whose first class is one of them (a chunk that
+        straddles two workers is computed by both, for its gradient rows, and counted once), normalised
+        by the whole set's N."""
         weight = self.config.weight if weight is None else weight
         if self.known_zero(labels):
             return 0.0
         proxy = self.proxy(proxy_index)
         centroids = self.centroids_for(proxy_index, proxy)
         total, n = 0.0, labels.shape[0]
+        keep = None if classes is None else set(int(c) for c in classes)
         for idx in self._class_chunks(labels, skip_singletons=centroids is None, classes=classes):
             with torch.set_grad_enabled(weight > 0 and torch.is_grad_enabled()):
                 p = proxy_probabilities(proxy, self._proxy_input(images[idx]), self.config.space,
@@ -116,7 +119,8 @@ class CMIRegularizer:
                 part = empirical_cmi(p, labels[idx], centroids) * (idx.numel() / n)
                 if weight > 0 and part.requires_grad:
                     (weight * part).backward()
-            total += float(part.detach())
+            if keep is None or int(labels[idx[0]]) in keep:
+                total += float(part.detach())
         return total
 
     def _class_chunks(self, labels: torch.Tensor, skip_singletons: bool,

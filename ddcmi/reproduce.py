@@ -60,6 +60,27 @@ def notebook_names(directory: Path | None = None) -> list[str]:
     return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
 
+def notebook_parameters(name: str, profile: str, directory: Path | None = None) -> dict:
+    """What ``reproduce(name, profile)`` passes the notebook: its parameters cell (plain assignments,
+    the smoke settings) with the profile's ``PROFILE_PARAMETERS`` on top (``ddcmi sweep`` turns the
+    main-table and curve notebooks' parameters into named grids with it)."""
+    import ast
+    directory = directory or notebooks_dir()
+    path = directory / f"{name}.py"
+    if not path.is_file():
+        raise UnknownNameError(f"unknown notebook {name!r}; choose one of: {', '.join(notebook_names(directory))}")
+    text = path.read_text()
+    marker = '# %% tags=["parameters"]'
+    if marker not in text:
+        raise ConfigError(f"notebook {path} has no parameters cell ({marker})")
+    cell = text.split(marker, 1)[1].split("\n# %%", 1)[0]
+    values = {}
+    for node in ast.parse(cell).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    return {**values, "profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {})}
+
+
 def reproduce(name: str, profile: str, parameters: dict | None = None, reports_root: str | Path | None = None,
               directory: Path | None = None, force: bool = False, progress: bool = True, tag: str | None = None) -> Path:
     """Run notebook ``name`` at ``profile``; returns its report folder, ``reports/<profile>/<name>``, or

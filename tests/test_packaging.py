@@ -11,7 +11,7 @@ def test_environment_yml_lists_what_the_issue_asks_and_matches_pins():
     for pkg in ("python", "pytorch", "torchvision", "jupyterlab", "ipywidgets", "matplotlib", "seaborn",
                 "papermill"):
         assert re.search(rf"^\s*-\s*{pkg}\b", env, re.M), pkg
-    assert "pytorch=2.14.1" in env and "torchvision=0.29.1" in env and "-e ." in env
+    assert "pytorch=2.14.1" in env and "torchvision=0.29.1" in env and "-e .[ray]" in env
     readme = (ROOT / "README.md").read_text()
     assert "torch==2.14.1" in readme and "torchvision==0.29.1" in readme
 
@@ -28,3 +28,4 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "python -m pytest -q" in ci and "python -m pytest -q" in readme
     assert "torch==2.14.1 torchvision==0.29.1" in ci
+    assert '-e ".[test,ray]"' in ci and '-e ".[test,ray]"' in readme  # CI runs the real Ray tests

@@ -96,26 +96,7 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
                               setup(profile, dataset, ipc, seed, base, data_root, device, progress, overrides)))
             overall.update()
         dev, ds, pool = shared["device"], shared["ds"], shared["pool"]
-        m0 = time.time()
-        cfg = configs[method]
-        stage(f"distilling {method} ({cfg.iterations} iterations)")
-        res = run_or_resume(cfg, ds, dev, pool, progress, shared["sampler"])
-        overall.update()
-        stage(f"evaluating {method} ({cfg.eval.num_models} x {cfg.eval.arch}, {cfg.eval.epochs} epochs)")
-        acc = evaluated(res.synset.images, res.synset.labels, ds, res.synset.recipe(cfg.eval), cfg.seed, dev, progress)
-        overall.update()
-        stage(f"measuring the CMI of {method}'s set")
-        images, labels = res.synset.images.to(dev), res.synset.labels.to(dev)
-        results[method] = {"accuracy": acc, "cmi_feature": measure_cmi(images, labels, pool, space="feature"),
-                           "cmi_logit": measure_cmi(images, labels, pool, space="logit"),
-                           "distill_seconds": res.synset.provenance.get("wall_time_s"),
-                           "run_dir": str(run_dir_for(cfg)), "config": cfg.to_dict(),
-                           "provenance": provenance(dev, m0), "synset": res.synset}
-        standard = standard_recipe(cfg.eval)
-        if standard != cfg.eval:  # a method with its own recipe (IDC): the standard protocol beside it
-            results[method]["accuracy_standard"] = evaluated(res.synset.images, res.synset.labels, ds,
-                                                             res.synset.recipe(standard), cfg.seed, dev, progress)
-        overall.update()
+        results[method] = run_cell(configs[method], ds, dev, pool, shared["sampler"], progress, stage, overall.update)
         if out_dir is not None:
             atomic_write_json(metrics_now(complete=False), Path(out_dir) / "partial.json")
     overall.close()
@@ -134,6 +115,35 @@ def compare_methods(dataset: str = "cifar10", ipc: int = 10, profile: str = "cpu
                 save_synset_grid(r["synset"], out / f"synset_{method.replace('+', '_')}.png",
                                  title=f"{method} on {metrics['dataset_label']}, IPC {ipc}, profile {profile}")
     return metrics
+
+
+def run_cell(cfg: DistillConfig, ds: Dataset, device, pool: ProxyPool, sampler=None, progress: bool = True,
+             stage=lambda name: None, stage_done=lambda: None, wait: bool = False) -> dict:
+    """One method's result in a comparison, the unit of work of a table and of ``ddcmi sweep``: distill
+    (or resume, or reuse the finished run in the store), evaluate with the method's recipe (cached by the
+    set's content; IDC also under the standard protocol), and measure the set's CMI in both spaces under
+    ``pool``. ``stage(name)`` / ``stage_done()`` report the three stages as they start and end; ``wait``
+    queues behind another process working in the run folder (a sweep's stale worker) instead of refusing."""
+    m0 = time.time()
+    stage(f"distilling {cfg.method} ({cfg.iterations} iterations)")
+    res = run_or_resume(cfg, ds, device, pool, progress, sampler, wait)
+    stage_done()
+    stage(f"evaluating {cfg.method} ({cfg.eval.num_models} x {cfg.eval.arch}, {cfg.eval.epochs} epochs)")
+    acc = evaluated(res.synset.images, res.synset.labels, ds, res.synset.recipe(cfg.eval), cfg.seed, device, progress)
+    stage_done()
+    stage(f"measuring the CMI of {cfg.method}'s set")
+    images, labels = res.synset.images.to(device), res.synset.labels.to(device)
+    result = {"accuracy": acc, "cmi_feature": measure_cmi(images, labels, pool, space="feature"),
+              "cmi_logit": measure_cmi(images, labels, pool, space="logit"),
+              "distill_seconds": res.synset.provenance.get("wall_time_s"),
+              "run_dir": str(run_dir_for(cfg)), "config": cfg.to_dict(),
+              "provenance": provenance(device, m0), "synset": res.synset}
+    standard = standard_recipe(cfg.eval)
+    if standard != cfg.eval:  # a method with its own recipe (IDC): the standard protocol beside it
+        result["accuracy_standard"] = evaluated(res.synset.images, res.synset.labels, ds,
+                                                res.synset.recipe(standard), cfg.seed, device, progress)
+    stage_done()
+    return result
 
 
 def cell_provenance(cells: dict, field: str = "git_commit") -> dict[str, str]:

@@ -32,10 +32,11 @@ def run_dir_for(config) -> Path:
 
 
 def run_or_resume(config, dataset: Dataset, device, pool: ProxyPool | None = None, progress: bool = True,
-                  sampler=None):
-    """Distill (or resume, or reuse a finished run of) ``config`` in its runs folder."""
+                  sampler=None, wait: bool = False):
+    """Distill (or resume, or reuse a finished run of) ``config`` in its runs folder (``wait``: queue
+    behind another process working there instead of refusing)."""
     return Distiller(config, dataset, device=device, out_dir=run_dir_for(config), pool=pool,
-                     progress=progress, sampler=sampler).run()
+                     progress=progress, sampler=sampler, wait=wait).run()
 
 
 def evaluated(images, labels, dataset: Dataset, eval_config, seed: int, device, progress: bool = True) -> dict:

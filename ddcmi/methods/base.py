@@ -50,11 +50,15 @@ class MatchingMethod:
     cpu_lambda: ClassVar[float] = 0.0
     cpu_lambda_note: ClassVar[str] = ""
     lambda_fallback_dataset: ClassVar[str] = "cifar10"
+    # why the method cannot be computed class by class (a class-parallel run refuses it), or None
+    no_class_split: ClassVar[str | None] = None
 
     def __init__(self, config, dataset, sampler, device, classes: Sequence[int] | None = None):
         self.config, self.dataset, self.sampler, self.device = config, dataset, sampler, device
         self.num_classes = dataset.num_classes
         self.classes = list(range(self.num_classes)) if classes is None else sorted(int(c) for c in classes)
+        if self.no_class_split and len(self.classes) < self.num_classes:
+            raise ConfigError(f"{self.name or type(self).__name__} cannot be split by class: {self.no_class_split}")
         bad = [c for c in self.classes if not 0 <= c < self.num_classes]
         if bad or not self.classes:
             raise ConfigError(f"classes {list(classes or [])} are not a non-empty subset of 0..{self.num_classes - 1}")

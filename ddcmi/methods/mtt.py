@@ -126,6 +126,7 @@ def trajectory_loss(student: torch.Tensor, start: torch.Tensor, target: torch.Te
 @register("mtt")
 class MTTMatching(MatchingMethod):
     options = MTTOptions
+    no_class_split = "the student trains on the whole synthetic set at once (one trajectory, not one per class)"
     # No lambda is published for MTT (method.md section 5): the cpu value is the gradient-scale rule
     # measured on mnist (benchmarks/calibrate_lambda.py --method mtt, docs/profiles.md); paper borrows it
     # until a GPU calibration at paper settings replaces it.
@@ -164,8 +165,6 @@ class MTTMatching(MatchingMethod):
 
     def __init__(self, config, dataset, sampler, device, classes=None):
         super().__init__(config, dataset, sampler, device, classes)
-        if len(self.classes) < self.num_classes:
-            raise ConfigError("mtt cannot be split by class: the student trains on the whole synthetic set at once")
         opts = config.options if config.options is not None else MTTOptions()
         if not isinstance(opts, MTTOptions):
             raise ConfigError(f"mtt's options section must be MTTOptions, got {type(opts).__name__}")

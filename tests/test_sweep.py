@@ -1,0 +1,176 @@
+"""ddcmi sweep: grids expanded and de-duplicated, cells through the run store, serial and a real local Ray."""
+import importlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import ddcmi
+from ddcmi.distill import Distiller
+from ddcmi.experiments import grid as gridmod
+from ddcmi.experiments import sweep as sweepmod
+from ddcmi.experiments.grid import Grid, load_grid, named_grid
+
+
+def toy_grid(toy, **over):
+    d = {"name": "toy", "profile": "smoke", "methods": ["dm", "dm+cmi"], "datasets": [toy.name], "ipcs": [1, 2],
+         "overrides": ["iterations=3", "eval.num_models=1", "eval.epochs=20"], **over}
+    return Grid.from_dict(d)
+
+
+def test_a_grid_expands_to_validated_cells_without_duplicates(toy):
+    g = toy_grid(toy, lambdas=[None, 100.0, "1e3"], seeds=[0, 1])
+    cells = g.cells()
+    # per (ipc, seed): dm once (lambda does not apply), dm+cmi at three lambdas
+    assert len(cells) == 2 * 2 * (1 + 3)
+    assert len({tuple(c.identity()) for c in cells}) == len(cells)
+    assert {c.weight for c in cells if c.method == "dm"} == {None}
+    assert sorted({c.weight for c in cells if c.method == "dm+cmi"}, key=str) == [100.0, 1000.0, None]
+    cfg = next(c for c in cells if c.weight == 100.0).config()
+    assert cfg.cmi.weight == 100.0 and cfg.iterations == 3
+    # every cell of one dataset shares one proxy pool (the +CMI config's)
+    assert len({c.pool_config().key() for c in cells}) == 1
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"methods": ["dm", "nope"]}, "nope"),
+    ({"ipcs": [0]}, "ipcs must be positive"),
+    ({"lambdas": [0]}, "lambda 0 is the base method"),
+    ({"overrides": ["cmi.weight=3"]}, "lambdas axis"),
+    ({"resources": {"cpus": 0}}, "resources.cpus"),
+    ({"colour": "red"}, "unknown field"),
+    ({"methods": []}, "is empty"),
+])
+def test_a_bad_grid_is_refused_before_anything_runs(toy, bad, match):
+    with pytest.raises(ddcmi.DDCMIError, match=match):
+        toy_grid(toy, **bad).cells()
+
+
+def test_named_grids_are_the_notebooks_runs(tmp_path):
+    g = named_grid("main_table", "cpu")
+    assert g.datasets == ["mnist", "fashion_mnist", "cifar10_jpeg"] and g.ipcs == [1, 10] and g.methods == ["dm", "dm+cmi"]
+    c = named_grid("cmi_vs_accuracy", "smoke")
+    assert c.lambdas == [None, 1000.0, 20000.0]
+    with pytest.raises(ddcmi.ConfigError, match="named grid"):
+        load_grid("no_such_grid")
+    (tmp_path / "g.yaml").write_text("name: x\nmethods: dm\nipcs: [2]\n")
+    assert load_grid(tmp_path / "g.yaml", profile="cpu").profile == "cpu"
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(ddcmi.ConfigError, match="not valid YAML"):
+        load_grid(tmp_path / "bad.yaml")
+
+
+def test_a_serial_sweep_records_cells_resumes_and_feeds_the_main_table(toy, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DDCMI_STORE", str(tmp_path))
+    g = toy_grid(toy)
+    summary = sweepmod.sweep(g, "serial", progress=False)
+    assert summary["finished"] == 4 and summary["failed"] == 0
+    rows = {r["cell"]: r for r in summary["cells"]}
+    assert all(0 <= r["acc_mean"] <= 1 for r in rows.values())
+    assert json.loads((tmp_path / "sweeps" / "toy" / "summary.json").read_text())["finished"] == 4
+    assert "| finished |" in (tmp_path / "sweeps" / "toy" / "table.md").read_text()
+    # nothing is computed again: a second sweep finds every cell in the store
+    monkeypatch.setattr(Distiller, "_step", lambda *a, **k: pytest.fail("recomputed"))
+    capsys.readouterr()
+    again = sweepmod.sweep(g, "serial", progress=False)
+    assert "4 already in the store" in capsys.readouterr().out and again["finished"] == 4
+    # the main table renders from the same runs and evaluations (no distillation, no training)
+    monkeypatch.setattr(importlib.import_module("ddcmi.evaluate"), "evaluate_synset", lambda *a, **k: pytest.fail("re-evaluated"))
+    from ddcmi.experiments import main_table
+    table, raw = main_table("smoke", [toy.name], [1, 2], ("dm", "dm+cmi"), overrides=g.overrides, progress=False)
+    cell = raw[f"{toy.name}/ipc2"]["methods"]["dm+cmi"]
+    assert cell["accuracy"]["mean"] == rows[f"{toy.name} dm+cmi ipc2 seed0"]["acc_mean"]
+
+
+def test_a_failing_cell_is_retried_then_the_flaky_one_succeeds(toy, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DDCMI_STORE", str(tmp_path))
+    real, calls = sweepmod.execute_cell, {}
+
+    def flaky(cell, *args):
+        calls[cell.name] = calls.get(cell.name, 0) + 1
+        if cell.method == "dm" and calls[cell.name] == 1:
+            raise OSError("node lost its mount (once)")
+        return real(cell, *args)
+
+    monkeypatch.setattr(sweepmod, "execute_cell", flaky)
+    g = toy_grid(toy, ipcs=[2], lambdas=[1e30], retries=2)  # lambda 1e30 diverges: fails every time
+    summary = sweepmod.sweep(g, "serial", progress=False)
+    out = capsys.readouterr().out
+    bad = next(r for r in summary["cells"] if r["method"] == "dm+cmi")
+    assert summary["finished"] == 1 and summary["failed"] == 1
+    assert bad["status"] == "failed" and "NonFiniteLossError" in bad["error"]
+    assert calls == {f"{toy.name} dm ipc2 seed0": 2, f"{toy.name} dm+cmi lambda=1e+30 ipc2 seed0": 3}
+    assert "[retry 1/2]" in out and "after 3 attempt(s)" in out and "(attempt 2)" in out
+
+
+def test_the_ray_runner_without_ray_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ddcmi.ConfigError, match=r"ddcmi\[ray\]"):
+        sweepmod.make_runner("ray", gridmod.Resources())
+
+
+# ------------------------------------------------------------------------------ a real local Ray
+def _sweep_cli(grid_file, store, *extra):
+    env = {**os.environ, "DDCMI_STORE": str(store), "RAY_USAGE_STATS_ENABLED": "0"}
+    return [sys.executable, "-m", "ddcmi", "sweep", str(grid_file), "--runner", "ray", "--cpus", "2", "--quiet",
+            *extra], env
+
+
+def _write(path, grid: dict):
+    import yaml
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+@pytest.fixture
+def ray_installed():
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'ddcmi[ray]')")
+
+
+def test_ray_runs_a_2x2_grid_resumes_after_the_driver_is_killed_and_equals_serial(toy, tmp_path, ray_installed):
+    g = {"name": "ray2x2", "profile": "smoke", "methods": ["dm", "dm+cmi"], "datasets": [toy.name], "ipcs": [1, 2],
+         "overrides": ["iterations=3", "eval.num_models=1", "eval.epochs=20"]}
+    grid_file = _write(tmp_path / "grid.yaml", g)
+    store = tmp_path / "store"
+    cmd, env = _sweep_cli(grid_file, store)
+    driver = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(store.glob("runs/*/cell.json")):
+        time.sleep(0.2)
+    assert list(store.glob("runs/*/cell.json")), "no cell finished within 4 minutes"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, mid-sweep
+    driver.wait()
+    kept = len(list(store.glob("runs/*/cell.json")))
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # what was recorded before the kill is not run again (a worker may finish its cell as the driver dies)
+    found = int(re.search(r"(\d+) already in the store", r.stdout).group(1))
+    assert kept <= found < 4 and "runner: ray at local Ray (2 CPUs" in r.stdout
+    summary = json.loads((store / "sweeps" / "ray2x2" / "summary.json").read_text())
+    assert summary["finished"] == 4 and summary["runner"] == "ray"
+    # the serial runner makes the same cells to the bit (both pin each cell to one thread)
+    env2 = {**env, "DDCMI_STORE": str(tmp_path / "serial")}
+    s = subprocess.run([sys.executable, "-m", "ddcmi", "sweep", str(grid_file), "--quiet"], env=env2,
+                       capture_output=True, text=True, timeout=600)
+    assert s.returncode == 0, s.stderr[-3000:]
+    other = json.loads((tmp_path / "serial" / "sweeps" / "ray2x2" / "summary.json").read_text())
+    key = lambda rows: {r["cell"]: (r["acc_mean"], r["cmi_feature"]) for r in rows}  # noqa: E731
+    assert key(other["cells"]) == key(summary["cells"])
+
+
+def test_ray_retries_a_failing_cell_and_reports_it(toy, tmp_path, ray_installed):
+    grid_file = _write(tmp_path / "grid.yaml", {
+        "name": "rayfail", "profile": "smoke", "methods": ["dm", "dm+cmi"], "datasets": [toy.name], "ipcs": [2],
+        "lambdas": [1e30], "retries": 1, "overrides": ["iterations=3", "eval.num_models=1", "eval.epochs=20"]})
+    cmd, env = _sweep_cli(grid_file, tmp_path / "store")
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "[retry 1/1]" in r.stdout and "after 2 attempt(s)" in r.stdout and "NonFiniteLossError" in r.stderr
+    summary = json.loads((tmp_path / "store" / "sweeps" / "rayfail" / "summary.json").read_text())
+    assert summary["finished"] == 1 and summary["failed"] == 1
