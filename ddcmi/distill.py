@@ -163,8 +163,7 @@ class Distiller:
     def _save_checkpoint(self, state: dict) -> None:
         if self.checkpoint_path is None:
             return
-        atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": self.config.to_dict(),
-                           **{k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in state.items()}},
+        atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), **_to_cpu(state)},
                           self.checkpoint_path)
         atomic_write_json(state["history"], self.out_dir / "history.json")  # readable while the run goes on
         every = self.config.checkpoint_every

@@ -266,23 +266,23 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
     try:
         if run is not None:
             print(f"runner: {run.describe()}; each task on {threads} thread(s)", flush=True)
-            blocked: dict[str, str] = {}
+            blocked: dict[tuple[str, str], str] = {}  # (kind, key) -> why it could not be built
+            jobs = {(kind, key): Job(f"{kind} {cfg.describe()}", build_artefact, (c, kind, root, threads, device))
+                    for (kind, key), (c, cfg) in artefacts.items()}
+            by_job = {id(job): ident for ident, job in jobs.items()}
 
             def built(job, value):
                 tqdm.write(f"[built] {value['kind']} {value['describe']} ({value['seconds']} s)")
 
             def not_built(job):
-                blocked[job.label] = job.error
+                blocked[by_job[id(job)]] = f"{job.label}: {job.error}"
                 tqdm.write(f"[failed] {job.label}: {job.error}")
 
-            jobs = [Job(f"{kind} {cfg.describe()}", build_artefact, (c, kind, root, threads, device))
-                    for (kind, key), (c, cfg) in artefacts.items()]
-            _run_jobs(run, jobs, grid.retries, built, not_built)
+            _run_jobs(run, list(jobs.values()), grid.retries, built, not_built)
             for c in list(todo):
-                missing = [f"{kind} {cfg.describe()}" for kind, _, cfg in c.artefacts()
-                           if f"{kind} {cfg.describe()}" in blocked]
+                missing = [blocked[(kind, key)] for kind, key, _ in c.artefacts() if (kind, key) in blocked]
                 if missing:
-                    failures[c] = f"its shared artefact could not be built: {missing[0]}: {blocked[missing[0]]}"
+                    failures[c] = f"its shared artefact could not be built: {missing[0]}"
                     todo.remove(c)
             bar = _Bar(len(cells), len(cells) - len(todo) - len(failures), f"sweep {grid.name}", progress)
             bar.failed = len(failures)
@@ -314,7 +314,7 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
         if run is not None:
             run.close()
     summary = _summary(grid, cells, results, failures, runner, t0)
-    out = store.root() / "sweeps" / slug(grid.name)
+    out = sweep_dir(grid.name)
     atomic_write_json(summary, out / "summary.json")
     atomic_write_text(_table(summary), out / "table.md")
     print(f"sweep {grid.name}: {summary['finished']} of {len(cells)} cells finished, {len(failures)} failed "
