@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pool", help="train (or finish training) a proxy pool and cache it", epilog=EPILOG)
     _common(p)
+    p.add_argument("--snapshots", default="", metavar="E1,E2,...",
+                   help="also keep each member after these epochs, as the pools with that many epochs "
+                        "(the weaker pools of a proxy-strength study, at no extra training)")
 
     p = sub.add_parser("experts", help="train (or finish training) MTT's expert buffer and cache it", epilog=EPILOG)
     _common(p)
@@ -405,12 +408,20 @@ def cmd_cmi(args) -> int:
 
 def cmd_pool(args) -> int:
     from .data import load_dataset
+    from .errors import ConfigError
     from .proxy import ProxyPool
     from .utils import pick_device
 
     cfg = _config(args, "dm+cmi", 10).pool
+    try:
+        snapshots = [int(e) for e in args.snapshots.split(",") if e.strip()]
+    except ValueError:
+        raise ConfigError(f"--snapshots {args.snapshots!r} must be epoch counts separated by commas, e.g. 1,2,4") from None
+    if any(not 0 < e < cfg.epochs for e in snapshots):
+        raise ConfigError(f"--snapshots {args.snapshots}: each must be between 1 and {cfg.epochs - 1} (the pool's "
+                          f"epochs, pool.epochs={cfg.epochs})")
     dataset = load_dataset(args.dataset, root=args.data_root)
-    pool = ProxyPool.build(cfg, dataset, pick_device(args.device), progress=not args.quiet)
+    pool = ProxyPool.build(cfg, dataset, pick_device(args.device), progress=not args.quiet, snapshots=snapshots)
     accs = [a for a in pool.info.get("test_acc", []) if a is not None]
     print(f"proxy pool {cfg.describe()}: {len(pool)} networks at {pool.info['dir']}; "
           f"test accuracy mean {100 * sum(accs) / max(len(accs), 1):.2f} %")

@@ -85,26 +85,46 @@ class ProxyPool:
 
     @classmethod
     def build(cls, config: PoolConfig, dataset: Dataset, device: torch.device | str = "cpu",
-              root: str | Path | None = None, progress: bool = True) -> "ProxyPool":
-        """Train the members that are not cached yet (resumable), then load the whole pool."""
+              root: str | Path | None = None, progress: bool = True, snapshots=()) -> "ProxyPool":
+        """Train the members that are not cached yet (resumable), then load the whole pool.
+
+        ``snapshots`` (epoch counts below ``config.epochs``): while a member trains, its state after
+        each of those epochs is saved as the same member of the pool with that many epochs (the recipe
+        has a constant learning rate, so it is bitwise that pool's member), e.g. the weaker pools of a
+        proxy-strength study, at no extra training."""
         from .validate import validate
         validate(config, "proxy pool config")
         if dataset.name != config.dataset:
             raise ConfigError(f"pool config is for {config.dataset!r} but the dataset given is {dataset.name!r}")
+        snapshots = sorted({int(e) for e in snapshots})
+        if any(not 0 < e < config.epochs for e in snapshots):
+            raise ConfigError(f"pool snapshots {snapshots} must be epoch counts between 1 and {config.epochs - 1} "
+                              f"(the pool's epochs)")
         device = torch.device(device)
         d = pool_dir(config, root)
         data: dict = {}
+
+        def save(cfg: PoolConfig, i: int, model, seconds: float) -> float:
+            acc = accuracy(model, data["xt"], data["yt"])
+            atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(cfg), "index": i,
+                               "state_dict": model.state_dict(), "test_acc": acc,
+                               "train_seconds": round(seconds, 1)}, pool_dir(cfg, root) / f"member_{i:04d}.pt")
+            return acc
 
         def train_one(i: int) -> float:
             if not data:  # prepared once, only when a member is missing
                 data["x"], data["y"] = _training_split(dataset, config, device)
                 data["xt"], data["yt"] = dataset.normalize(dataset.test.images, device), dataset.test.labels.to(device)
             t0 = time.time()
-            model = _train_member(config, dataset, data["x"], data["y"], i, device, progress, d)
-            acc = accuracy(model, data["xt"], data["yt"])
-            atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(config), "index": i,
-                               "state_dict": model.state_dict(), "test_acc": acc,
-                               "train_seconds": round(time.time() - t0, 1)}, d / f"member_{i:04d}.pt")
+            holder: dict = {}
+
+            def on_epoch(epoch: int) -> None:
+                snap = dataclasses.replace(config, epochs=epoch)
+                if epoch in snapshots and not (pool_dir(snap, root) / f"member_{i:04d}.pt").exists():
+                    save(snap, i, holder["model"], time.time() - t0)  # seconds of this session's training
+
+            model = _train_member(config, dataset, data["x"], data["y"], i, device, progress, d, on_epoch, holder)
+            acc = save(config, i, model, time.time() - t0)
             _partial(d, i).unlink(missing_ok=True)
             return acc
 
@@ -167,18 +187,21 @@ def _partial(d: Path, index: int) -> Path:
 
 
 def _train_member(config: PoolConfig, dataset: Dataset, x, y, index: int, device, progress: bool,
-                  directory: Path | None = None) -> DDNet:
+                  directory: Path | None = None, on_epoch=None, holder: dict | None = None) -> DDNet:
     """One member with the release's recipe; with ``directory``, checkpointed after every epoch
-    (model, optimiser, generator) and resumed from there, so an interrupted member loses at most an epoch."""
+    (model, optimiser, generator) and resumed from there, so an interrupted member loses at most an epoch.
+    ``on_epoch(epoch)`` runs after each epoch with the network in ``holder["model"]``."""
     g = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
     model = init_weights_(_new_member(config, dataset), g).to(device)
+    if holder is not None:
+        holder["model"] = model
     recipe = Recipe(epochs=config.epochs, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                     batch_size=config.batch_size)
     return resumable_training(
         model, x, y, recipe, g, None if directory is None else _partial(directory, index), PARTIAL_FORMAT,
         {"config": dataclasses.asdict(config), "index": index},
         lambda saved: same_config(saved.get("config") or {}, config) and saved.get("index") == index,
-        progress=progress, desc=f"member {index}").eval()
+        progress=progress, desc=f"member {index}", on_epoch=on_epoch).eval()
 
 
 @torch.no_grad()

@@ -152,3 +152,21 @@ def test_a_damaged_artefact_is_refused_by_its_checksum(tmp_path):
     del d["checksum"]  # a file written before checksums existed still loads
     torch.save(d, path)
     assert SyntheticSet.load(path).images.shape == s.images.shape
+
+
+def test_pool_snapshots_are_bitwise_the_pools_with_fewer_epochs(toy, tmp_path):
+    """A member kept after e epochs of a longer build equals the member of the e-epoch pool."""
+    cfg = PoolConfig(toy.name, arch="convnet3", count=2, epochs=3, arch_kwargs={"width": 8})
+    long = ProxyPool.build(cfg, toy, root=tmp_path / "a", progress=False, snapshots=[1, 2])
+    for e in (1, 2):
+        short = dataclasses.replace(cfg, epochs=e)
+        kept = ProxyPool.load(short, toy, root=tmp_path / "a")  # written by the 3-epoch build
+        direct = ProxyPool.build(short, toy, root=tmp_path / "b", progress=False)
+        for m, n in zip(kept.members, direct.members):
+            assert all(torch.equal(p, q) for p, q in zip(m.state_dict().values(), n.state_dict().values()))
+        assert kept.info["test_acc"] == direct.info["test_acc"]
+    one = ProxyPool.load(dataclasses.replace(cfg, epochs=1), toy, root=tmp_path / "a")
+    assert not all(torch.equal(p, q) for p, q in zip(one.members[0].state_dict().values(),
+                                                      long.members[0].state_dict().values()))
+    with pytest.raises(ddcmi.ConfigError, match="snapshots"):
+        ProxyPool.build(cfg, toy, root=tmp_path / "a", progress=False, snapshots=[3])
