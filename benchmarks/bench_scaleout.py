@@ -56,7 +56,7 @@ def grid_part(args, tmp: Path) -> list[str]:
     import yaml
     ipcs = [1, 2, 5, 10, 3, 4, 6, 8][: max(1, args.cells // 2)]
     grid = {"name": "bench", "profile": "smoke", "methods": ["dm", "dm+cmi"], "datasets": [args.grid_dataset],
-            "ipcs": ipcs}
+            "ipcs": ipcs, "overrides": list(args.grid_set)}
     cells = 2 * len(ipcs)
     cores = os.cpu_count() or 1
     template = tmp / "template"
@@ -80,7 +80,8 @@ def grid_part(args, tmp: Path) -> list[str]:
         assert summary["finished"] == cells, summary
         base = base or wall
         rows.append(f"| {label} | {wall:.1f} | {base / wall:.2f}x |")
-    return [f"### Grid: {cells} smoke cells ({args.grid_dataset}, DM and DM+CMI at IPC {ipcs}), {cores} cores",
+    over = f", overrides {', '.join(args.grid_set)}" if args.grid_set else ""
+    return [f"### Grid: {cells} smoke cells ({args.grid_dataset}, DM and DM+CMI at IPC {ipcs}{over}), {cores} cores",
             "", "| runner | wall s (whole command) | speed-up vs serial 1 thread |", "|---|---|---|", *rows, "",
             f"A local Ray's start-up and shutdown alone: {ray_start:.1f} s (included above).", ""]
 
@@ -89,7 +90,13 @@ def parallel_part(args, tmp: Path) -> list[str]:
     import torch
 
     import ddcmi
-    pools = Path(args.pool_store) / "pools" if args.pool_store else None
+    if args.pool_store:
+        pools = Path(args.pool_store) / "pools"
+    else:  # trained once here, then linked into every mode's store, so no mode pays for it
+        template = tmp / "template-cpu"
+        template.mkdir()
+        _ddcmi(["pool", "--dataset", args.dataset, "--profile", "cpu", "--quiet"], template)
+        pools = template / "pools"
     common = ["distill", "--dataset", args.dataset, "--method", "dm+cmi", "--ipc", str(args.ipc), "--profile", "cpu",
               "--set", f"iterations={args.iterations}", "--quiet"]
     rows, per_it, sets = [], {}, {}
@@ -119,11 +126,13 @@ def main():
     ap.add_argument("--part", choices=["grid", "parallel", "both"], default="both")
     ap.add_argument("--cells", type=int, default=8, help="grid cells (even, at least 8 for the report)")
     ap.add_argument("--grid-dataset", default="mnist")
+    ap.add_argument("--grid-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override of every grid cell (e.g. iterations=200 for longer cells)")
     ap.add_argument("--dataset", default="mnist", help="dataset of the class-parallel cell")
     ap.add_argument("--ipc", type=int, default=10)
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--pool-store", default=None,
-                    help="a run store whose pools/ holds the cpu proxy pool of --dataset (else it is trained first)")
+                    help="a run store whose pools/ holds the cpu proxy pool of --dataset (else it is trained once first)")
     args = ap.parse_args()
     lines = []
     with tempfile.TemporaryDirectory(prefix="ddcmi-bench-scaleout-") as d:

@@ -75,11 +75,13 @@ class DistillConfig:
         """The stable identity of the run: the values that differ from the defaults (ddcmi.keys) of
         what determines the distilled pixels (everything but how the result is evaluated afterwards,
         ``eval``, unless ``eval_at`` evaluates during the run: evaluating a run another way never
-        distills it again), plus the RNG version, which always enters (a new scheme never finds old runs)."""
+        distills it again; and the proxy pool only where the run reads it, +CMI or CMI tracking), plus the RNG version, which always enters (a new scheme never finds old runs)."""
         ident = non_default(self)
         if not self.eval_at:
             ident.pop("eval", None)
         ident.get("cmi", {}).pop("weight_note", None)  # a description of lambda, not part of the run
+        if not self.uses_cmi and not self.track_every:  # the run never reads its proxy pool: one base run
+            ident.pop("pool", None)                     # serves every pool that measures its CMI
         ident["rng"] = self.rng
         return digest(ident)
 

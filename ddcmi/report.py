@@ -80,6 +80,9 @@ def _key_numbers(m: dict) -> str:
             parts.append(f"{name}: {100 * a['mean']:.2f} +- {100 * a['std']:.2f} %, CMI feat "
                          f"{r['cmi_feature']['mean']:.4g} / logit {r['cmi_logit']['mean']:.4g}")
         return "; ".join(parts)
+    if "points" in m:  # the CMI study: the paired gain at each point of each axis
+        return "; ".join(f"{p['axis']}={p['value']:g}: gain {100 * p['gain']['mean']:+.2f} points"
+                         for p in m["points"] if p.get("finished"))
     if "cells" in m:  # {cell: {method: {acc_mean, acc_std, cmi_feature, ...}}}
         return "; ".join(f"{cell}: " + ", ".join(f"{meth} {_one(r)}" for meth, r in methods.items())
                          for cell, methods in m["cells"].items())

@@ -36,15 +36,21 @@ PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
     # every architecture (ConvNet-3 too, for a fair comparison) gets 100 epochs and 2 networks
     "cpu": {"main_table": {"datasets": THREE_DATASETS, "ipcs": [1, 10]},
             "synthetic_grids": {"datasets": THREE_DATASETS},
-            "cross_architecture": {"epochs": 100, "models": 2}, "teaching_demo": STATIC},
+            "cross_architecture": {"epochs": 100, "models": 2}, "teaching_demo": STATIC,
+            "cmi_study": {"dataset": "cifar10_jpeg", "ipc": 10,
+                          "axes": {"pool.epochs": [1, 2, 4, 8], "lambda_scale": [0.2, 1.0, 5.0],
+                                   "iterations": [200, 600, 1800], "real_per_class": [16, 64, 256]}}},
     "paper": {"main_table": {"datasets": ["cifar10", "cifar100"], "ipcs": [1, 10, 50]},
               "synthetic_grids": {"datasets": ["cifar10", "cifar100"]},
               "quickstart": {"dataset": "cifar10"}, "cmi_vs_accuracy": {"dataset": "cifar10"},
               "training_efficiency": {"dataset": "cifar10"}, "cmi_diagnostic": {"dataset": "cifar10"},
-              "cross_architecture": {"dataset": "cifar10"}, "teaching_demo": {"dataset": "cifar10", **STATIC}},
+              "cross_architecture": {"dataset": "cifar10"}, "teaching_demo": {"dataset": "cifar10", **STATIC},
+              "cmi_study": {"dataset": "cifar10", "ipc": 10,
+                            "axes": {"pool.epochs": [5, 10, 20, 40], "lambda_scale": [0.2, 1.0, 5.0],
+                                     "iterations": [5000, 20000], "real_per_class": [64, 256]}}},
 }
 ORDER = ["teaching_demo", "quickstart", "main_table", "synthetic_grids", "training_efficiency", "cmi_vs_accuracy",
-         "cmi_diagnostic", "cross_architecture"]
+         "cmi_study", "cmi_diagnostic", "cross_architecture"]
 
 
 def notebooks_dir() -> Path:

@@ -141,12 +141,12 @@ def test_ray_runs_a_2x2_grid_resumes_after_the_driver_is_killed_and_equals_seria
     driver = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)
     deadline = time.time() + 240
-    while time.time() < deadline and not list(store.glob("runs/*/cell.json")):
+    while time.time() < deadline and not list(store.glob("runs/*/cell-*.json")):
         time.sleep(0.2)
-    assert list(store.glob("runs/*/cell.json")), "no cell finished within 4 minutes"
+    assert list(store.glob("runs/*/cell-*.json")), "no cell finished within 4 minutes"
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, mid-sweep
     driver.wait()
-    kept = len(list(store.glob("runs/*/cell.json")))
+    kept = len(list(store.glob("runs/*/cell-*.json")))
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # what was recorded before the kill is not run again (a worker may finish its cell as the driver dies)

@@ -11,13 +11,17 @@ overrides for every run::
     lambdas: [null]            # null = the profile's lambda; applies to +cmi methods only
     seeds: [0]
     overrides: []              # e.g. ["eval.num_models=2"]
+    variants: []               # sub-grids: each a mapping of axes that replace the grid's (methods,
+                               # datasets, ipcs, lambdas, seeds) and overrides added to the grid's, e.g.
+                               # [{overrides: ["pool.epochs=2"]}, {lambdas: [1000, 25000]}]: the cells
+                               # are the union of the sub-grids' (one axis varied at a time)
     data_root: null
     resources: {cpus: 1, gpus: 0}   # per cell: Ray reserves them, and each cell runs on `cpus` threads
     retries: 1                 # a failed cell is tried again this many times, then reported
 
 A **cell** is one distillation config plus its evaluation and CMI measurement (``cells.run_cell``):
 the unit of work of ``ddcmi sweep``. Cells with the same config (a base method under several
-lambdas) are one cell. Its result is recorded in its run folder (``cell.json``) keyed by what it
+lambdas) are one cell. Its result is recorded in its run folder (``cell-<digest>.json``) keyed by what it
 depends on (the run's stable key, the evaluation recipe, the proxy pool), so a finished cell is never
 computed again whichever runner made it. ``named_grid`` turns the main-table and CMI-versus-accuracy
 notebooks' parameters at a profile into grids, so a sweep computes exactly the runs those notebooks
@@ -34,7 +38,8 @@ from ..errors import ConfigError
 from ..utils import atomic_write_json
 
 CELL_FORMAT = "ddcmi-cell-v1"
-NAMED = ("main_table", "cmi_vs_accuracy")
+NAMED = ("main_table", "cmi_vs_accuracy", "cmi_study")
+VARIANT_FIELDS = ("methods", "datasets", "ipcs", "lambdas", "seeds", "overrides")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class Grid:
     lambdas: list = field(default_factory=lambda: [None])
     seeds: list = field(default_factory=lambda: [0])
     overrides: list = field(default_factory=list)
+    variants: list = field(default_factory=list)
     data_root: str | None = None
     resources: Resources = field(default_factory=Resources)
     retries: int = 1
@@ -68,7 +74,7 @@ class Grid:
             raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}; a grid has: {', '.join(names)}")
         d = dict(d)
         d.setdefault("name", Path(source).stem)
-        for key in ("methods", "datasets", "ipcs", "lambdas", "seeds", "overrides"):
+        for key in VARIANT_FIELDS:
             if key in d and not isinstance(d[key], list):
                 d[key] = [d[key]]  # a single value is a one-element axis
         if "lambdas" in d:  # YAML reads 1e4 (no '.', no sign) as a string: take it as the number it names
@@ -77,6 +83,15 @@ class Grid:
         if not isinstance(res, dict) or set(res) - {"cpus", "gpus"}:
             raise ConfigError(f"{source}: resources must be a mapping with cpus and/or gpus, got {res!r}")
         d["resources"] = Resources(**res)
+        variants = d.get("variants") or []
+        if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+            raise ConfigError(f"{source}: variants must be a list of mappings (sub-grids), got {variants!r}")
+        axes = set(VARIANT_FIELDS)
+        for v in variants:
+            if set(v) - axes:
+                raise ConfigError(f"{source}: a variant may set {', '.join(VARIANT_FIELDS)}, not "
+                                  f"{', '.join(sorted(set(v) - axes))}")
+        d["variants"] = [dict(v) for v in variants]
         grid = cls(**d)
         grid.check(source)
         return grid
@@ -110,24 +125,43 @@ class Grid:
             bad(f"resources.gpus must be a number >= 0, got {r.gpus!r}")
         if not isinstance(self.retries, int) or self.retries < 0:
             bad(f"retries must be an integer >= 0, got {self.retries!r}")
+        self.subgrids()  # each variant checked as a grid of its own
+
+    def subgrids(self) -> list["Grid"]:
+        """The grid itself, or with ``variants`` one grid per variant (validated like the grid)."""
+        if not self.variants:
+            return [self]
+        base = {k: v for k, v in dataclasses.asdict(self).items() if k != "variants"}
+        return [Grid.from_dict({**base, **v, "overrides": list(self.overrides) + list(_as_list(v.get("overrides", [])))},
+                               f"{self.name} variant {i + 1}") for i, v in enumerate(self.variants)]
 
     def cells(self) -> list["Cell"]:
-        """Every (method, dataset, IPC, lambda, seed), as validated configs, without duplicates (a base
-        method appears once whatever the lambdas), in grid order."""
+        """Every (method, dataset, IPC, lambda, seed) of every sub-grid, as validated configs, without
+        duplicates (a base method appears once whatever the lambdas), in grid order."""
         out, seen = [], set()
+        for sub in self.subgrids():
+            for cell in sub._cells():
+                key = tuple(cell.identity())
+                if key not in seen:
+                    seen.add(key)
+                    out.append(cell)
+        return out
+
+    def _cells(self) -> list["Cell"]:
+        out = []
         for dataset in self.datasets:
             for ipc in self.ipcs:
                 for seed in self.seeds:
                     for method in self.methods:
                         lams = self.lambdas if str(method).endswith("+cmi") else [None]
                         for lam in lams:
-                            cell = Cell(self.profile, str(method), str(dataset), ipc, seed,
-                                        None if lam is None else float(lam), tuple(self.overrides), self.data_root)
-                            key = tuple(cell.identity())  # builds and validates the config: bad names fail here
-                            if key not in seen:
-                                seen.add(key)
-                                out.append(cell)
-        return out
+                            out.append(Cell(self.profile, str(method), str(dataset), ipc, seed,
+                                            None if lam is None else float(lam), tuple(self.overrides), self.data_root))
+        return out  # cells() builds each one's identity, which validates its config: bad names fail there
+
+
+def _as_list(x):
+    return x if isinstance(x, list) else [x]
 
 
 def _number(x):
@@ -153,7 +187,8 @@ class Cell:
     @property
     def name(self) -> str:
         lam = "" if self.weight is None else f" lambda={self.weight:g}"
-        return f"{self.dataset} {self.method}{lam} ipc{self.ipc} seed{self.seed}"
+        extra = f" [{', '.join(self.overrides)}]" if self.overrides else ""
+        return f"{self.dataset} {self.method}{lam} ipc{self.ipc} seed{self.seed}{extra}"
 
     def config(self):
         from ..profiles import make_config
@@ -181,8 +216,11 @@ class Cell:
         return [*result_identity(self.config()), self.pool_config().key()]
 
     def record_path(self) -> Path:
+        """``cell-<digest of recipe and pool>.json`` in the run folder: one run measured under several
+        pools or evaluated by several recipes (a base run of a proxy-strength study) keeps one record each."""
+        from ..keys import digest
         from .runs import run_dir_for
-        return run_dir_for(self.config()) / "cell.json"
+        return run_dir_for(self.config()) / f"cell-{digest(self.identity()[1:], 8)}.json"
 
     def finished(self) -> dict | None:
         """The recorded result of this cell, if there is one with this identity."""
@@ -226,6 +264,10 @@ def named_grid(name: str, profile: str) -> Grid:
     """The runs that notebook ``name`` makes at ``profile``, as a grid (``reproduce.notebook_parameters``)."""
     from ..reproduce import notebook_parameters
     p = notebook_parameters(name, profile)
+    if name == "cmi_study":
+        from .study import study_grid
+        return study_grid(profile, p["dataset"], p["ipc"], p["method"], p["axes"], p["seeds"],
+                          list(p.get("overrides") or []), p.get("data_root"), p.get("threads"), f"{name}-{profile}")
     common = {"name": f"{name}-{profile}", "profile": profile, "methods": list(p["methods"]), "seeds": [p["seed"]],
               "data_root": p.get("data_root")}
     if name == "main_table":

@@ -3,7 +3,7 @@
 The driver expands the grid, skips every cell whose result the store already holds, builds the
 shared artefacts the remaining cells read (proxy pools, MTT expert buffers) once each, then runs the
 cells: distill (resuming a checkpoint a stopped sweep left), evaluate, measure CMI, record
-``cell.json``. A failed task is submitted again up to ``grid.retries`` times, then reported with its
+``cell-<digest>.json``. A failed task is submitted again up to ``grid.retries`` times, then reported with its
 error while the other cells go on. Ray does the scheduling (declared CPUs and GPUs per task, fractional
 GPUs for small cells); the driver only keeps at most as many tasks in flight as the cluster has room
 for, so "running" in the progress line means running. Each task runs on ``resources.cpus`` threads
@@ -39,8 +39,10 @@ def _pin_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def build_artefact(cell: Cell, kind: str, store_root: str, threads: int | None, device: str | None) -> dict:
-    """Train (or finish, or just open) one shared artefact of ``cell``: its proxy pool or MTT's experts."""
+def build_artefact(cell: Cell, kind: str, store_root: str, threads: int | None, device: str | None,
+                   snapshots: tuple = ()) -> dict:
+    """Train (or finish, or just open) one shared artefact of ``cell``: its proxy pool (keeping the
+    members after ``snapshots`` epochs as the pools with those epochs) or MTT's experts."""
     from ..data import load_dataset
     from ..utils import pick_device
     store.use(store_root)
@@ -49,7 +51,10 @@ def build_artefact(cell: Cell, kind: str, store_root: str, threads: int | None, 
     if kind == "pool":
         from ..proxy import ProxyPool
         cfg = cell.pool_config()
-        ProxyPool.build(cfg, ds, dev, progress=False)
+        ProxyPool.build(cfg, ds, dev, progress=False, snapshots=snapshots)
+        for epochs in snapshots:  # members the longer pool had before this sweep are trained here
+            import dataclasses
+            ProxyPool.build(dataclasses.replace(cfg, epochs=epochs), ds, dev, progress=False)
     else:
         from ..experts import ExpertBuffer
         cfg = cell.config().options.experts
@@ -267,15 +272,19 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
         if run is not None:
             print(f"runner: {run.describe()}; each task on {threads} thread(s)", flush=True)
             blocked: dict[tuple[str, str], str] = {}  # (kind, key) -> why it could not be built
-            jobs = {(kind, key): Job(f"{kind} {cfg.describe()}", build_artefact, (c, kind, root, threads, device))
-                    for (kind, key), (c, cfg) in artefacts.items()}
+            plan = _artefact_plan(artefacts)
+            jobs = {(kind, key): Job(f"{kind} {cfg.describe()}", build_artefact,
+                                     (c, kind, root, threads, device, tuple(sorted(snaps))))
+                    for (kind, key), (c, cfg, snaps, _) in plan.items()}
             by_job = {id(job): ident for ident, job in jobs.items()}
 
             def built(job, value):
                 tqdm.write(f"[built] {value['kind']} {value['describe']} ({value['seconds']} s)")
 
             def not_built(job):
-                blocked[by_job[id(job)]] = f"{job.label}: {job.error}"
+                ident = by_job[id(job)]
+                for blocked_key in [ident, *plan[ident][3]]:  # and the pools it was to leave as snapshots
+                    blocked[blocked_key] = f"{job.label}: {job.error}"
                 tqdm.write(f"[failed] {job.label}: {job.error}")
 
             _run_jobs(run, list(jobs.values()), grid.retries, built, not_built)
@@ -320,6 +329,24 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
     print(f"sweep {grid.name}: {summary['finished']} of {len(cells)} cells finished, {len(failures)} failed "
           f"({summary['seconds']} s); summary in {out}", flush=True)
     return summary
+
+
+def _artefact_plan(artefacts: dict) -> dict:
+    """The build jobs for ``artefacts`` ((kind, key) -> (cell, config)): (kind, key) -> (cell, config,
+    snapshot epochs, keys those snapshots provide). Pools that differ only in their epochs are one job,
+    the longest one, which keeps its members at the shorter pools' epochs on the way (ProxyPool.build)."""
+    import dataclasses
+    plan, groups = {}, {}
+    for (kind, key), (c, cfg) in artefacts.items():
+        if kind == "pool":
+            groups.setdefault(dataclasses.replace(cfg, epochs=0), []).append((key, c, cfg))
+        else:
+            plan[(kind, key)] = (c, cfg, set(), [])
+    for members in groups.values():
+        key, c, cfg = max(members, key=lambda m: m[2].epochs)
+        others = [m for m in members if m[0] != key]
+        plan[("pool", key)] = (c, cfg, {m[2].epochs for m in others}, [("pool", m[0]) for m in others])
+    return plan
 
 
 def _summary(grid: Grid, cells, results, failures, runner, t0) -> dict:
