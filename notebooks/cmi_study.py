@@ -87,6 +87,7 @@ fig, panels = plt.subplots(1, len(axes), figsize=(3.6 * len(axes), 3.4), squeeze
 for ax, axis in zip(panels[0], axes):
     pts = [p for p in points if p["axis"] == axis and p["finished"]]
     by_pool = axis.startswith("pool.") and all(p["pool_acc"] is not None for p in pts)
+    pts.sort(key=lambda p: p["pool_acc"] if by_pool else p["value"])
     xs = [100 * p["pool_acc"] if by_pool else p["value"] for p in pts]
     ax.errorbar(xs, [100 * p["gain"]["mean"] for p in pts], yerr=[100 * (p["gain"]["se"] or 0) for p in pts],
                 fmt="o-", capsize=3, color="#1b6ca8")

@@ -43,7 +43,8 @@ def study_grid(profile: str, dataset: str, ipc: int, method: str = "dm", axes: d
     if not axes or not isinstance(axes, dict):
         raise ConfigError(f"axes must map an axis (a config key or {LAMBDA!r}) to a list of values, got {axes!r}")
     base_lambda = make_config(profile, dataset, f"{method}+cmi", ipc, overrides=list(overrides)).cmi.weight
-    variants = [_variant(axis, v, base_lambda) for axis, values in axes.items() for v in _values(axis, values)]
+    # the profile's own point first (every axis passes through it), then each axis in the order given
+    variants = [{}] + [_variant(axis, v, base_lambda) for axis, values in axes.items() for v in _values(axis, values)]
     return Grid.from_dict({"name": name or f"cmi_study-{profile}-{slug(dataset)}-ipc{ipc}", "profile": profile,
                            "methods": [method, f"{method}+cmi"], "datasets": [dataset], "ipcs": [ipc],
                            "seeds": list(seeds), "overrides": list(overrides), "variants": variants,
