@@ -129,25 +129,33 @@ class Grid:
 
     def subgrids(self) -> list["Grid"]:
         """The grid itself, or with ``variants`` one grid per variant (validated like the grid)."""
+        return [g for g, _ in self._variant_grids()]
+
+    def _variant_grids(self) -> list[tuple["Grid", tuple]]:
+        """(sub-grid, the overrides its variant adds) for each variant, or (self, ()) without variants."""
         if not self.variants:
-            return [self]
+            return [(self, ())]
         base = {k: v for k, v in dataclasses.asdict(self).items() if k != "variants"}
-        return [Grid.from_dict({**base, **v, "overrides": list(self.overrides) + list(_as_list(v.get("overrides", [])))},
-                               f"{self.name} variant {i + 1}") for i, v in enumerate(self.variants)]
+        out = []
+        for i, v in enumerate(self.variants):
+            extra = tuple(_as_list(v.get("overrides", [])))
+            out.append((Grid.from_dict({**base, **v, "overrides": list(self.overrides) + list(extra)},
+                                       f"{self.name} variant {i + 1}"), extra))
+        return out
 
     def cells(self) -> list["Cell"]:
         """Every (method, dataset, IPC, lambda, seed) of every sub-grid, as validated configs, without
         duplicates (a base method appears once whatever the lambdas), in grid order."""
         out, seen = [], set()
-        for sub in self.subgrids():
-            for cell in sub._cells():
+        for sub, extra in self._variant_grids():
+            for cell in sub._cells(extra):
                 key = tuple(cell.identity())
                 if key not in seen:
                     seen.add(key)
                     out.append(cell)
         return out
 
-    def _cells(self) -> list["Cell"]:
+    def _cells(self, variant: tuple = ()) -> list["Cell"]:
         out = []
         for dataset in self.datasets:
             for ipc in self.ipcs:
@@ -156,7 +164,8 @@ class Grid:
                         lams = self.lambdas if str(method).endswith("+cmi") else [None]
                         for lam in lams:
                             out.append(Cell(self.profile, str(method), str(dataset), ipc, seed,
-                                            None if lam is None else float(lam), tuple(self.overrides), self.data_root))
+                                            None if lam is None else float(lam), tuple(self.overrides), self.data_root,
+                                            variant))
         return out  # cells() builds each one's identity, which validates its config: bad names fail there
 
 
@@ -183,11 +192,12 @@ class Cell:
     weight: float | None = None  # lambda; None = the profile's
     overrides: tuple = ()
     data_root: str | None = None
+    variant: tuple = ()  # the overrides (part of ``overrides``) that the cell's grid variant adds: they name it
 
     @property
     def name(self) -> str:
         lam = "" if self.weight is None else f" lambda={self.weight:g}"
-        extra = f" [{', '.join(self.overrides)}]" if self.overrides else ""
+        extra = f" [{', '.join(self.variant)}]" if self.variant else ""
         return f"{self.dataset} {self.method}{lam} ipc{self.ipc} seed{self.seed}{extra}"
 
     def config(self):

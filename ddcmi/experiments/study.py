@@ -65,7 +65,8 @@ def point_cells(grid: Grid, axis: str, value, seed: int) -> tuple[Cell, Cell]:
                                                 overrides=list(grid.overrides)).cmi.weight)
     extra = tuple(grid.overrides) + tuple(variant.get("overrides", []))
     weight = variant["lambdas"][0] if "lambdas" in variant else None
-    common = dict(profile=grid.profile, dataset=grid.datasets[0], ipc=grid.ipcs[0], seed=seed, data_root=grid.data_root)
+    common = dict(profile=grid.profile, dataset=grid.datasets[0], ipc=grid.ipcs[0], seed=seed, data_root=grid.data_root,
+                  variant=tuple(variant.get("overrides", [])))
     return Cell(method=method, overrides=extra, **common), Cell(method=cmi, weight=weight, overrides=extra, **common)
 
 
