@@ -409,7 +409,7 @@ def cmd_cmi(args) -> int:
 def cmd_pool(args) -> int:
     from .data import load_dataset
     from .errors import ConfigError
-    from .proxy import ProxyPool
+    from .proxy import ProxyPool, check_snapshots
     from .utils import pick_device
 
     cfg = _config(args, "dm+cmi", 10).pool
@@ -417,9 +417,7 @@ def cmd_pool(args) -> int:
         snapshots = [int(e) for e in args.snapshots.split(",") if e.strip()]
     except ValueError:
         raise ConfigError(f"--snapshots {args.snapshots!r} must be epoch counts separated by commas, e.g. 1,2,4") from None
-    if any(not 0 < e < cfg.epochs for e in snapshots):
-        raise ConfigError(f"--snapshots {args.snapshots}: each must be between 1 and {cfg.epochs - 1} (the pool's "
-                          f"epochs, pool.epochs={cfg.epochs})")
+    snapshots = check_snapshots(cfg, snapshots)  # before the dataset loads
     dataset = load_dataset(args.dataset, root=args.data_root)
     pool = ProxyPool.build(cfg, dataset, pick_device(args.device), progress=not args.quiet, snapshots=snapshots)
     accs = [a for a in pool.info.get("test_acc", []) if a is not None]

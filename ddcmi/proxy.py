@@ -96,10 +96,7 @@ class ProxyPool:
         validate(config, "proxy pool config")
         if dataset.name != config.dataset:
             raise ConfigError(f"pool config is for {config.dataset!r} but the dataset given is {dataset.name!r}")
-        snapshots = sorted({int(e) for e in snapshots})
-        if any(not 0 < e < config.epochs for e in snapshots):
-            raise ConfigError(f"pool snapshots {snapshots} must be epoch counts between 1 and {config.epochs - 1} "
-                              f"(the pool's epochs)")
+        snapshots = check_snapshots(config, snapshots)
         device = torch.device(device)
         d = pool_dir(config, root)
         data: dict = {}
@@ -180,6 +177,15 @@ def _training_split(dataset: Dataset, config, device, transform=None):
         return sampler.initial_images(min(config.train_per_class, smallest), g)  # all of a smaller class
     x = dataset.normalize(dataset.train.images, device)
     return (x if transform is None else transform(x)), dataset.train.labels.to(device)
+
+
+def check_snapshots(config: PoolConfig, snapshots) -> list[int]:
+    """The snapshot epochs of a build of ``config``, sorted, each between 1 and ``config.epochs - 1``."""
+    epochs = sorted({int(e) for e in snapshots})
+    if any(not 0 < e < config.epochs for e in epochs):
+        raise ConfigError(f"pool snapshots {epochs} must be epoch counts between 1 and {config.epochs - 1} "
+                          f"(the pool's epochs, pool.epochs={config.epochs})")
+    return epochs
 
 
 def _partial(d: Path, index: int) -> Path:

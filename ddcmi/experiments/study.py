@@ -42,7 +42,7 @@ def study_grid(profile: str, dataset: str, ipc: int, method: str = "dm", axes: d
                           f"not {method!r}")
     if not axes or not isinstance(axes, dict):
         raise ConfigError(f"axes must map an axis (a config key or {LAMBDA!r}) to a list of values, got {axes!r}")
-    base_lambda = make_config(profile, dataset, f"{method}+cmi", ipc, overrides=list(overrides)).cmi.weight
+    base_lambda = _profile_lambda(profile, dataset, f"{method}+cmi", ipc, overrides)
     # the profile's own point first (every axis passes through it), then each axis in the order given
     variants = [{}] + [_variant(axis, v, base_lambda) for axis, values in axes.items() for v in _values(axis, values)]
     return Grid.from_dict({"name": name or f"cmi_study-{profile}-{slug(dataset)}-ipc{ipc}", "profile": profile,
@@ -50,6 +50,11 @@ def study_grid(profile: str, dataset: str, ipc: int, method: str = "dm", axes: d
                            "seeds": list(seeds), "overrides": list(overrides), "variants": variants,
                            "data_root": data_root, "resources": {"cpus": threads or os.cpu_count() or 1}},
                           "cmi study")
+
+
+def _profile_lambda(profile, dataset, cmi_method, ipc, overrides) -> float:
+    """The lambda the profile gives ``cmi_method`` (what ``lambda_scale`` multiplies)."""
+    return make_config(profile, dataset, cmi_method, ipc, overrides=list(overrides)).cmi.weight
 
 
 def _values(axis, values) -> list:
@@ -61,8 +66,7 @@ def _values(axis, values) -> list:
 def point_cells(grid: Grid, axis: str, value, seed: int) -> tuple[Cell, Cell]:
     """The (base, +CMI) cells of one point of an axis."""
     method, cmi = grid.methods
-    variant = _variant(axis, value, make_config(grid.profile, grid.datasets[0], cmi, grid.ipcs[0],
-                                                overrides=list(grid.overrides)).cmi.weight)
+    variant = _variant(axis, value, _profile_lambda(grid.profile, grid.datasets[0], cmi, grid.ipcs[0], grid.overrides))
     extra = tuple(grid.overrides) + tuple(variant.get("overrides", []))
     weight = variant["lambdas"][0] if "lambdas" in variant else None
     common = dict(profile=grid.profile, dataset=grid.datasets[0], ipc=grid.ipcs[0], seed=seed, data_root=grid.data_root,

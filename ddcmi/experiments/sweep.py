@@ -15,6 +15,7 @@ installed; the README shows how.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -53,7 +54,6 @@ def build_artefact(cell: Cell, kind: str, store_root: str, threads: int | None, 
         cfg = cell.pool_config()
         ProxyPool.build(cfg, ds, dev, progress=False, snapshots=snapshots)
         for epochs in snapshots:  # members the longer pool had before this sweep are trained here
-            import dataclasses
             ProxyPool.build(dataclasses.replace(cfg, epochs=epochs), ds, dev, progress=False)
     else:
         from ..experts import ExpertBuffer
@@ -335,7 +335,6 @@ def _artefact_plan(artefacts: dict) -> dict:
     """The build jobs for ``artefacts`` ((kind, key) -> (cell, config)): (kind, key) -> (cell, config,
     snapshot epochs, keys those snapshots provide). Pools that differ only in their epochs are one job,
     the longest one, which keeps its members at the shorter pools' epochs on the way (ProxyPool.build)."""
-    import dataclasses
     plan, groups = {}, {}
     for (kind, key), (c, cfg) in artefacts.items():
         if kind == "pool":
@@ -350,7 +349,6 @@ def _artefact_plan(artefacts: dict) -> dict:
 
 
 def _summary(grid: Grid, cells, results, failures, runner, t0) -> dict:
-    import dataclasses
     rows = []
     for c in cells:
         r = results.get(c)
