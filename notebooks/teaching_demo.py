@@ -30,6 +30,7 @@ profile = "smoke"
 interactive = True   # sliders (ipywidgets); ddcmi reproduce sets False
 lam = 1.0           # weight of CMI in the toy descent
 ipc = 10            # points (toy) and images (real part) per class
+lambda_scale = 10.0  # real part: lambda as a multiple of the profile's DM+CMI lambda (0 = plain DM)
 spread = 1.2        # scatter of the toy points
 dataset = "mnist"
 seed = 0
@@ -42,8 +43,6 @@ import matplotlib.pyplot as plt
 import torch
 import ddcmi
 from ddcmi import teaching
-from ddcmi.experiments import run_or_resume
-from ddcmi.plots import image_grid
 from ddcmi.report import write_report
 
 started = time.time()
@@ -84,27 +83,32 @@ metrics["toy_cmi_ipc1"] = float(ddcmi.empirical_cmi(torch.softmax(one_logits, 1)
 print("CMI at one sample per class:", metrics["toy_cmi_ipc1"])
 
 # %% [markdown]
-# ## 4. Real synthetic images: DM versus DM+CMI
-# The same idea with a proxy network: distill at this profile, with and without the regulariser, and measure the CMI of both sets under the same proxies.
+# ## 4. Real synthetic images: what lambda does to a distilled set
+# DM distils the set; DM+CMI adds $\lambda\cdot$CMI measured by frozen proxy networks. The demo distils
+# once for every IPC and lambda of a small sweep (kept in the run store: the first opening builds it, later
+# ones and the sliders only look runs up) and measures each set's CMI under the same proxies. Watch three
+# things: CMI falls as lambda grows; a too-large lambda wrecks the images and CMI rises again; at IPC 1 CMI
+# is zero whatever lambda is (section 3).
 
 # %%
 device = ddcmi.utils.pick_device()
 ds = ddcmi.load_dataset(dataset, root=data_root)
-cfgs = {m: ddcmi.make_config(profile, dataset, m, ipc, seed) for m in ("dm", "dm+cmi")}
-pool = ddcmi.ProxyPool.build(cfgs["dm+cmi"].pool, ds, device)
-sets = {m: run_or_resume(c, ds, device, pool).synset for m, c in cfgs.items()}
-fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-for ax, (m, s) in zip(axes, sets.items()):
-    cmi = ddcmi.measure_cmi(s.images.to(device), s.labels.to(device), pool, space="feature")["mean"]
-    metrics[f"cmi_feature_{m}"] = cmi
-    image_grid(s.to_unit(), s.labels, s.classes, ax=ax, title=f"{m}: feature-space CMI {cmi:.3g} nats")
-fig.tight_layout()
-figures["images"] = fig
-metrics["dataset"], metrics["dataset_label"] = ds.name, ds.label
-metrics["proxy_pool"] = cfgs["dm+cmi"].pool.describe()
+sweep = teaching.DEMO_SWEEPS[profile]
+print(f"{ds.label}: {sweep.describe()}")
+if ipc not in sweep.ipcs or lambda_scale not in sweep.lambda_scales:
+    raise ddcmi.ConfigError(f"the real-image part shows ipc in {list(sweep.ipcs)} and lambda_scale in "
+                            f"{list(sweep.lambda_scales)} at profile {profile!r}; got ipc={ipc}, lambda_scale={lambda_scale}")
+demo = teaching.build_demo(profile, ds, device, seed=seed, sweep=sweep)
+print(f"proxies: {demo.pool_title}; sweep ready in {demo.seconds:.0f} s")
+figures["images"] = teaching.draw_demo(demo, ipc, lambda_scale)
+metrics.update({"dataset": ds.name, "dataset_label": ds.label, "proxy_pool": demo.pool_title,
+                "demo_setting": sweep.describe(), "demo_sweep": demo.table(), "demo_build_s": demo.seconds,
+                "lambda_scale": lambda_scale, "profile_lambda": demo.profile_lambda,
+                "cmi_feature_dm": demo.run(ipc, 0).cmi, "cmi_feature_dm+cmi": demo.run(ipc, 1).cmi})
 
 # %% [markdown]
 # ## 5. Sliders (JupyterLab)
+# The toy of section 2, then the real sets: every position of the second pair of sliders is a finished run.
 
 # %%
 if interactive:
@@ -119,8 +123,18 @@ if interactive:
 
     widgets.interact(show, lam=widgets.FloatLogSlider(value=lam, base=10, min=-2, max=1),
                      ipc=widgets.IntSlider(value=ipc, min=1, max=30), spread=widgets.FloatSlider(value=spread, min=0.1, max=3.0))
+
+    def show_real(ipc=ipc, scale=lambda_scale):
+        teaching.draw_demo(demo, ipc, scale)
+        plt.show()
+
+    widgets.interact(show_real,
+                     ipc=widgets.SelectionSlider(options=list(sweep.ipcs), value=ipc, description="IPC", continuous_update=False),
+                     scale=widgets.SelectionSlider(options=[(demo.lambda_label(s), s) for s in sweep.lambda_scales],
+                                                   value=lambda_scale, description="lambda", continuous_update=False,
+                                                   layout=widgets.Layout(width="520px")))
 else:
-    print("static path: figures above drawn for lam =", lam, ", ipc =", ipc)
+    print("static path: figures above drawn for lam =", lam, ", ipc =", ipc, ", lambda_scale =", lambda_scale)
 
 # %%
 write_report(out_dir, metrics, figures, device, started)
