@@ -88,6 +88,19 @@ def figure_problems(fig) -> list[str]:
     return out
 
 
+def slow_stretches(iterations, seconds, factor: float = 1.5) -> list[tuple[int, int, float]]:
+    """Stretches of a run's clock between checkpoints whose seconds per iteration exceed ``factor`` times
+    the run's median rate: (first iteration, last iteration, times the median). On a wall-time axis these
+    are most often a stretch that shared the CPU with other work, or a stop and resume; a figure that draws
+    wall time says which stretches they are."""
+    rates = [(i0, i1, (s1 - s0) / (i1 - i0)) for i0, i1, s0, s1 in zip(iterations, iterations[1:], seconds, seconds[1:])
+             if i1 > i0]
+    if len(rates) < 2:
+        return []
+    median = sorted(r for *_, r in rates)[len(rates) // 2]
+    return [(i0, i1, r / median) for i0, i1, r in rates if median > 0 and r > factor * median]
+
+
 def _is_word(tick: str) -> bool:
     """A tick label that names something (``dm+cmi``, ``convnet3``), not a number (``0.5``, ``2e-4``,
     ``$\\mathdefault{10^{-3}}$``)."""

@@ -136,7 +136,8 @@ class Demo:
         return self.runs[(ipc, float(scale))]
 
     def lambda_label(self, scale: float) -> str:
-        return "0 (plain DM)" if scale == 0 else f"{scale * self.profile_lambda:,.4g} ({scale:g} x profile)"
+        value = scale * self.profile_lambda
+        return "0 (plain DM)" if scale == 0 else f"{value:,.0f} ({scale:g} x profile)" if value >= 10 else f"{value:.3g} ({scale:g} x profile)"
 
     def table(self) -> list[dict]:
         return [{"ipc": r.ipc, "lambda_scale": r.scale, "lambda": r.weight, "cmi_feature": r.cmi}
@@ -213,9 +214,11 @@ def draw_demo(demo: Demo, ipc: int, scale: float, fig=None):
                  ls="none", label="this slider position")
     axes[3].set_xticks(range(len(demo.sweep.lambda_scales)), [f"x{s:g}" for s in demo.sweep.lambda_scales])
     axes[3].set_xlabel(f"lambda (x the profile's {demo.profile_lambda:,.4g})")
+    axes[3].set_yscale("symlog", linthresh=1e-4)  # zero (IPC 1) at the bottom, the rest on a log scale
+    axes[3].set_ylim(bottom=0)
     axes[3].set_ylabel("feature-space CMI of the set (nats)")
     axes[3].set_title(f"{demo.dataset_label}: CMI after distillation\n(IPC 1: zero whatever lambda)", fontsize=9)
-    axes[3].legend(fontsize=8)
+    axes[3].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
 

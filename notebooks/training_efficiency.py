@@ -35,7 +35,7 @@ import time
 import matplotlib.pyplot as plt
 import ddcmi
 from ddcmi.experiments import curve_runs
-from ddcmi.plots import method_color, method_marker
+from ddcmi.plots import method_color, method_marker, slow_stretches
 from ddcmi.report import write_report
 
 started = time.time()
@@ -55,10 +55,21 @@ for m in methods:
     curves[m] = {"iterations": its, "seconds": secs, "acc_mean": acc, "acc_std": err}
     axes[0].errorbar(its, acc, yerr=err, fmt="-" + method_marker(m), capsize=3, color=method_color(m), label=m)
     axes[1].errorbar(secs, acc, yerr=err, fmt="-" + method_marker(m), capsize=3, color=method_color(m), label=m)
-axes[0].set_xlabel("distillation iteration"); axes[1].set_xlabel("distillation wall time (s)")
+# the wall-time axis is each run's own clock: a stretch that ran slower than 1.5x the run's median rate
+# (most often it shared the CPU with other work, or the run was stopped and resumed) is drawn hatched
+slow = {m: slow_stretches(c["iterations"], c["seconds"]) for m, c in curves.items()}
+for m, stretches in slow.items():
+    at = dict(zip(curves[m]["iterations"], curves[m]["seconds"]))
+    for i0, i1, times in stretches:
+        axes[1].axvspan(at[i0], at[i1], color=method_color(m), alpha=0.12, hatch="//",
+                        label=f"{m}: iterations {i0}-{i1} ran {times:.1f}x slower (shared CPU or resumed)")
+axes[0].set_xlabel("distillation iteration"); axes[1].set_xlabel("distillation wall time (s), each run's own clock")
+axes[1].set_title("hatched: a stretch slower than 1.5x the run's median rate" if any(slow.values())
+                  else "no stretch slower than 1.5x its run's median rate", fontsize=8)
 for ax in axes:
-    ax.set_ylabel("test accuracy (%)"); ax.legend(fontsize=8)
-fig.suptitle(f"{ds.label}, IPC {ipc}, profile {profile}", fontsize=9)
+    ax.set_ylabel("test accuracy (%)"); ax.legend(fontsize=7)
+ran_on = ddcmi.utils.device_name(device)
+fig.suptitle(f"{ds.label}, IPC {ipc}, profile {profile}, on {ran_on}", fontsize=9)
 fig.tight_layout()
 
 # %%
@@ -68,8 +79,6 @@ reached = [it for it, a in zip(curves[plus]["iterations"], curves[plus]["acc_mea
 verdict = (f"{plus} reached {base}'s final accuracy ({target:.2f} %) at iteration {reached[0]} of "
            f"{curves[base]['iterations'][-1]}" if reached else f"{plus} did not reach {base}'s final accuracy ({target:.2f} %) at any checkpoint")
 print(verdict)
-# the wall-time axis is each run's own clock: a stretch that shared the CPU with other work (or a slow
-# resume) shows up here as an outlier in seconds per iteration
 rates = {m: [round((s1 - s0) / (i1 - i0), 3) for i0, i1, s0, s1 in zip(c["iterations"], c["iterations"][1:], c["seconds"], c["seconds"][1:])]
          for m, c in curves.items()}
 for m, r in rates.items():
@@ -78,6 +87,7 @@ for m, r in rates.items():
 # %%
 write_report(out_dir, {"notebook": "training_efficiency", "profile": profile, "dataset": ds.name, "dataset_label": ds.label,
                        "ipc": ipc, "curves": curves, "verdict": verdict, "seconds_per_iteration": rates,
+                       "slow_stretches": slow,
                        "cells": {f"{ds.name}/ipc{ipc}": {m: {"acc_mean": runs[m]["final_acc"]["mean"], "acc_std": runs[m]["final_acc"]["std"]} for m in methods}}},
              {"accuracy_vs_iterations_and_time": fig}, device, started)
 print("written", out_dir)

@@ -6,8 +6,14 @@ Starts JupyterLab on 127.0.0.1 (a copy of notebooks/, the store in a temporary f
 in headless Chromium (Debian's ``chromium`` and ``chromium-driver``; ``pip install selenium``), runs all
 cells from the command palette, waits for the sliders, saves ``teaching_demo_sliders_before.png``, moves
 the lambda slider with the keyboard as a user would, waits for the figure to redraw and saves
-``teaching_demo_sliders_after.png``. The profile is the notebook's default (``smoke``); the sliders
-drive the 2-D toy, which is the same at every profile.
+``teaching_demo_sliders_after.png``; then the same for the real-image part's lambda slider (each position
+a finished run of the demo's sweep): ``teaching_demo_real_before.png`` and ``..._after.png``.
+
+    python scripts/teaching_demo_screenshots.py --profile cpu --store /path/to/store
+
+``--profile`` sets the notebook's profile (default ``smoke``, whose real images are chance-level
+proxies' and barely move; ``cpu`` is the one to show); ``--store`` reuses a run store where the demo's
+sweep is already built (else a temporary store, and the sweep is built first: about 3 minutes at cpu).
 """
 from __future__ import annotations
 
@@ -54,6 +60,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "reports" / "screenshots"))
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    ap.add_argument("--profile", default="smoke", choices=["smoke", "cpu", "paper"])
+    ap.add_argument("--store", default=None, help="run store to use (default: a temporary one)")
     args = ap.parse_args()
     from selenium import webdriver
     from selenium.webdriver.common.by import By
@@ -68,12 +76,16 @@ def main() -> int:
     books.mkdir()
     for p in list((ROOT / "notebooks").glob("*.py")) + [ROOT / "notebooks" / "jupytext.toml"]:
         shutil.copy(p, books)
-    subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--sync", str(books / "teaching_demo.py")], check=True)
+    source = books / "teaching_demo.py"
+    text = source.read_text()
+    assert '\nprofile = "smoke"\n' in text, "the demo's parameters cell changed: update this script"
+    source.write_text(text.replace('\nprofile = "smoke"\n', f'\nprofile = "{args.profile}"\n', 1))
+    subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--sync", str(source)], check=True)
     port, token = free_port(), uuid.uuid4().hex
-    lab = start_lab(books, tmp / "store", port, token)
+    lab = start_lab(books, Path(args.store) if args.store else tmp / "store", port, token)
     opts = webdriver.ChromeOptions()
     opts.binary_location = args.chromium
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,1100"):
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1200"):
         opts.add_argument(a)
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=args.chromedriver), options=opts)
     try:
@@ -105,7 +117,22 @@ def main() -> int:
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", slider)
         time.sleep(2)
         driver.save_screenshot(str(out / "teaching_demo_sliders_after.png"))
-        print("written", out / "teaching_demo_sliders_before.png", "and", out / "teaching_demo_sliders_after.png")
+        sliders = driver.find_elements(By.CSS_SELECTOR, ".widget-slider, .widget-hslider")
+        real = [e for e in sliders if e.text.strip().startswith("lambda")][-1]  # the real part's lambda (a selection slider)
+        top = [e for e in sliders if e.text.strip().startswith("IPC")][-1]  # its IPC slider, just above
+        handle = real.find_element(By.CSS_SELECTOR, ".noUi-handle")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", top)
+        time.sleep(2)
+        driver.save_screenshot(str(out / "teaching_demo_real_before.png"))
+        handle.click()
+        for _ in range(2):  # lambda x10 -> x0.1: two positions of the sweep to the left
+            handle.send_keys(Keys.ARROW_LEFT)
+            time.sleep(0.5)
+        time.sleep(8)  # continuous_update=False: the figure redraws once the handle settles
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", top)
+        time.sleep(2)
+        driver.save_screenshot(str(out / "teaching_demo_real_after.png"))
+        print("written", *(out / f"teaching_demo_{n}.png" for n in ("sliders_before", "sliders_after", "real_before", "real_after")))
     finally:
         driver.quit()
         lab.terminate()

@@ -71,3 +71,12 @@ def test_log_axis_labels_a_short_range_without_crowding():
     assert ax.get_xscale() == "log" and labels == ["5e-4", "1e-3", "2e-3"]  # 1-2-5 inside the data's range
     assert not [t.get_text() for t in ax.xaxis.get_minorticklabels() if t.get_text()]
     plt.close(fig)
+
+
+def test_slow_stretches_name_the_part_of_a_run_that_shared_the_cpu():
+    from ddcmi.plots import slow_stretches
+    its = [0, 10, 20, 30, 40]
+    secs = [0, 10, 20, 60, 70]  # 1 s/it, except 20-30 at 4 s/it
+    assert slow_stretches(its, secs) == [(20, 30, 4.0)]
+    assert slow_stretches(its, [0, 10, 20, 30, 40]) == []
+    assert slow_stretches([0, 10], [0, 10]) == []  # one stretch has no median to compare with
