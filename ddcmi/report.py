@@ -110,7 +110,7 @@ def _run_time(folder: Path, seconds) -> str:
     stamp = folder / "reproduce.json"
     earlier = json.loads(stamp.read_text()).get("earlier", []) if stamp.exists() else []
     shown = [_duration(e["seconds"]) for e in earlier if "seconds" in e]
-    return _duration(seconds) + (f" (re-rendered; earlier runs {', '.join(shown)})" if shown else "")
+    return _duration(seconds) + (f" (earlier runs of this report: {', '.join(shown)})" if shown else "")
 
 
 def _duration(seconds) -> str:

@@ -53,7 +53,7 @@ def test_report_index_lists_every_report_and_names_cells_run_elsewhere(tmp_path)
     rows = [line for line in index.splitlines() if line.startswith("| [cpu/")]
     assert [r.split("]")[0] for r in rows] == ["| [cpu/a", "| [cpu/b", "| [cpu/c"]
     assert "toy CMI 0.25 -> 0.07 (lambda 1); dm CMI feat 0.004; dm+cmi CMI feat 0.0006" in rows[2]
-    assert "(re-rendered; earlier runs 60.0 min)" in rows[2] and "re-rendered" not in rows[0]
+    assert "(earlier runs of this report: 60.0 min)" in rows[2] and "earlier runs" not in rows[0]
     assert "except" not in rows[0] and "(except mnist/ipc10 on NVIDIA H200)" in rows[1]
 
 
