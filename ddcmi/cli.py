@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     p.add_argument("--device", default=None, help="device of every cell (default: CUDA when present)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and what the store holds; run nothing")
+    p.add_argument("--cells", default=None, metavar="DIR",
+                   help="a folder of kept cell records (beside a report, committed with it): cells recorded there are "
+                        "not run again, finished cells are recorded there too (default: the grid's cells_dir; "
+                        "cmi_study: <reports>/<profile>/cmi_study/cells)")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("compare", help="the main job: base method vs base+CMI, evaluated, written under reports/",
@@ -466,6 +470,9 @@ def cmd_sweep(args) -> int:
     from .experiments.sweep import sweep
 
     grid = load_grid(args.grid, args.profile)
+    if args.cells:
+        import dataclasses
+        grid = dataclasses.replace(grid, cells_dir=args.cells)
     summary = sweep(grid, args.runner, args.address, args.device, progress=not args.quiet, num_cpus=args.cpus,
                     dry_run=args.dry_run)
     if summary.get("failed"):

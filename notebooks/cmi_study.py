@@ -35,6 +35,7 @@ overrides = []  # config overrides for every run, strings as for --set on the co
 threads = None  # threads per cell (default: every core)
 data_root = None
 out_dir = None  # default: <store>/reports/<profile>/cmi_study
+cells_dir = None  # cell records kept beside the report (committed with it; reused in any store); default <out_dir>/cells
 
 # %%
 import time
@@ -47,8 +48,9 @@ from ddcmi.utils import atomic_write_text
 started = time.time()
 device = ddcmi.utils.pick_device()  # CUDA when present; the runs and the report name it
 out_dir = out_dir or ddcmi.store.reports_dir() / profile / "cmi_study"
+cells_dir = cells_dir or f"{out_dir}/cells"
 grid, points, summary = run_study(profile, dataset, ipc, method, axes, seeds, overrides, data_root, device,
-                                  threads=threads)
+                                  threads=threads, cells_dir=cells_dir)
 label = ddcmi.data.DATASETS.get(dataset).label
 centre = ddcmi.make_config(profile, dataset, f"{method}+cmi", ipc, seeds[0], overrides)  # at the profile's settings
 names = {"pool.epochs": "proxy pool epochs", LAMBDA: "lambda / profile lambda", "iterations": "distillation iterations",

@@ -75,3 +75,30 @@ def test_a_study_runs_through_the_store_with_one_base_run_and_snapshot_pools(toy
     assert lam["cmi_weight"] == pytest.approx(4 * ddcmi.make_config("smoke", toy.name, "dm+cmi", 1).cmi.weight)
     again = study.study_points(grid, axes)  # read back from the store alone
     assert [p["gain"] for p in again] == [p["gain"] for p in points]
+
+
+def test_cells_kept_beside_the_report_finish_the_study_in_a_new_store(toy, tmp_path, monkeypatch):
+    """What a later session sees: the store is gone, the cell records committed with the report are not."""
+    import json
+    from ddcmi.experiments.grid import load_grid
+    kept = tmp_path / "report" / "cells"
+    axes = {"pool.epochs": [1], "lambda_scale": [4.0]}
+    over = ["iterations=2", "eval.num_models=2", "eval.epochs=5"]
+    monkeypatch.setenv("DDCMI_STORE", str(tmp_path / "store1"))
+    grid, points, summary = study.run_study("smoke", toy.name, 1, "dm", axes, overrides=over, threads=1, progress=False,
+                                            cells_dir=str(kept))
+    assert summary["failed"] == 0 and all(p["finished"] for p in points)
+    records = sorted(kept.glob("*--cell-*.json"))
+    assert len(records) == len(grid.cells()) == 3  # dm, dm+cmi at the profile point (smoke's pool: 1 epoch), +CMI at 4x lambda
+    assert all(json.loads(r.read_text())["result"]["pool_test_acc"] is not None for r in records)
+    monkeypatch.setenv("DDCMI_STORE", str(tmp_path / "store2"))  # a new machine: an empty store
+    grid2, again, summary2 = study.run_study("smoke", toy.name, 1, "dm", axes, overrides=over, threads=1, progress=False,
+                                             cells_dir=str(kept))
+    assert not (tmp_path / "store2" / "runs").exists() and not (tmp_path / "store2" / "pools").exists()  # nothing ran
+    assert [p["gain"] for p in again] == [p["gain"] for p in points]
+    assert [p["pool_acc"] for p in again] == [p["pool_acc"] for p in points]  # from the records: the pools are elsewhere
+    assert study.study_points(grid2, axes)[0]["finished"]
+    without = study.study_grid("smoke", toy.name, 1, "dm", axes, overrides=over)
+    assert not study.study_points(without, axes)[0]["finished"]  # the new store alone holds none of them
+    named = load_grid("cmi_study", "smoke")
+    assert named.cells_dir.endswith("smoke/cmi_study/cells")  # where the notebook keeps them by default

@@ -135,6 +135,7 @@ def run_cell(cfg: DistillConfig, ds: Dataset, device, pool: ProxyPool, sampler=N
     images, labels = res.synset.images.to(device), res.synset.labels.to(device)
     result = {"accuracy": acc, "cmi_feature": measure_cmi(images, labels, pool, space="feature"),
               "cmi_logit": measure_cmi(images, labels, pool, space="logit"),
+              "pool_test_acc": pool.info.get("test_acc_mean"),  # what the proxies that measured CMI reach
               "distill_seconds": res.synset.provenance.get("wall_time_s"),
               "run_dir": str(run_dir_for(cfg)), "config": cfg.to_dict(),
               "provenance": provenance(device, m0), "synset": res.synset}

@@ -62,6 +62,9 @@ class Grid:
     data_root: str | None = None
     resources: Resources = field(default_factory=Resources)
     retries: int = 1
+    # a folder of cell records kept beside a report (committed with it): a cell recorded there counts as
+    # finished in any run store, and every cell the sweep finishes is recorded there too
+    cells_dir: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "grid") -> "Grid":
@@ -232,20 +235,29 @@ class Cell:
         from .runs import run_dir_for
         return run_dir_for(self.config()) / f"cell-{digest(self.identity()[1:], 8)}.json"
 
-    def finished(self) -> dict | None:
-        """The recorded result of this cell, if there is one with this identity."""
+    def kept_path(self, cells_dir: str | Path) -> Path:
+        """The record's copy in a folder of kept cells: ``<run folder name>--cell-<digest>.json``."""
         path = self.record_path()
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        if rec.get("format") != CELL_FORMAT or rec.get("identity") != self.identity():
-            return None
-        return rec["result"]
+        return Path(cells_dir) / f"{path.parent.name}--{path.name}"
 
-    def record(self, result: dict) -> None:
-        atomic_write_json({"format": CELL_FORMAT, "identity": self.identity(), "cell": dataclasses.asdict(self),
-                           "result": result}, self.record_path())
+    def finished(self, cells_dir: str | Path | None = None) -> dict | None:
+        """The recorded result of this cell, if there is one with this identity: in its run folder, else
+        in ``cells_dir`` (records kept beside a report, from another machine's store)."""
+        paths = [self.record_path()] + ([self.kept_path(cells_dir)] if cells_dir else [])
+        for path in paths:
+            try:
+                rec = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if rec.get("format") == CELL_FORMAT and rec.get("identity") == self.identity():
+                return rec["result"]
+        return None
+
+    def record(self, result: dict, cells_dir: str | Path | None = None) -> None:
+        rec = {"format": CELL_FORMAT, "identity": self.identity(), "cell": dataclasses.asdict(self), "result": result}
+        atomic_write_json(rec, self.record_path())
+        if cells_dir:
+            atomic_write_json(rec, self.kept_path(cells_dir))
 
 
 def load_grid(source: str | Path, profile: str | None = None) -> Grid:
@@ -276,8 +288,11 @@ def named_grid(name: str, profile: str) -> Grid:
     p = notebook_parameters(name, profile)
     if name == "cmi_study":
         from .study import study_grid
+        from .. import store
+        cells_dir = p.get("cells_dir") or store.reports_dir() / profile / name / "cells"  # as the notebook keeps them
         return study_grid(profile, p["dataset"], p["ipc"], p["method"], p["axes"], p["seeds"],
-                          list(p.get("overrides") or []), p.get("data_root"), p.get("threads"), f"{name}-{profile}")
+                          list(p.get("overrides") or []), p.get("data_root"), p.get("threads"), f"{name}-{profile}",
+                          str(cells_dir))
     common = {"name": f"{name}-{profile}", "profile": profile, "methods": list(p["methods"]), "seeds": [p["seed"]],
               "data_root": p.get("data_root")}
     if name == "main_table":

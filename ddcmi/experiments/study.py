@@ -35,8 +35,10 @@ def _variant(axis: str, value, base_lambda: float) -> dict:
 
 
 def study_grid(profile: str, dataset: str, ipc: int, method: str = "dm", axes: dict | None = None,
-               seeds=(0,), overrides=(), data_root=None, threads: int | None = None, name: str | None = None) -> Grid:
-    """The cells of a study: for every axis value, ``method`` and ``method+cmi`` with that one change."""
+               seeds=(0,), overrides=(), data_root=None, threads: int | None = None, name: str | None = None,
+               cells_dir: str | None = None) -> Grid:
+    """The cells of a study: for every axis value, ``method`` and ``method+cmi`` with that one change
+    (``cells_dir``: where the study's cell records are kept beside its report, see ``Grid.cells_dir``)."""
     if "+" in method:
         raise ConfigError(f"a study compares a base method with its +CMI variant: give the base ({method.split('+')[0]!r}), "
                           f"not {method!r}")
@@ -48,7 +50,8 @@ def study_grid(profile: str, dataset: str, ipc: int, method: str = "dm", axes: d
     return Grid.from_dict({"name": name or f"cmi_study-{profile}-{slug(dataset)}-ipc{ipc}", "profile": profile,
                            "methods": [method, f"{method}+cmi"], "datasets": [dataset], "ipcs": [ipc],
                            "seeds": list(seeds), "overrides": list(overrides), "variants": variants,
-                           "data_root": data_root, "resources": {"cpus": threads or os.cpu_count() or 1}},
+                           "data_root": data_root, "resources": {"cpus": threads or os.cpu_count() or 1},
+                           "cells_dir": None if cells_dir is None else str(cells_dir)},
                           "cmi study")
 
 
@@ -85,13 +88,14 @@ def paired_gain(base_accs: list[float], cmi_accs: list[float]) -> dict:
     return {"mean": mean, "se": se, "n": n}
 
 
-def pool_accuracy(cell: Cell) -> float | None:
-    """Mean test accuracy of the proxies that measured ``cell`` (from the pool's ``pool.json``)."""
+def pool_accuracy(cell: Cell, result: dict | None = None) -> float | None:
+    """Mean test accuracy of the proxies that measured ``cell``: from the pool's ``pool.json`` in the store,
+    else as the cell's recorded result saw it (a cell kept beside a report, its pool on another machine)."""
     from ..proxy import pool_dir
     try:
         return json.loads((pool_dir(cell.pool_config()) / "pool.json").read_text()).get("test_acc_mean")
     except (OSError, ValueError):
-        return None
+        return (result or {}).get("pool_test_acc")
 
 
 def study_points(grid: Grid, axes: dict) -> list[dict]:
@@ -100,8 +104,8 @@ def study_points(grid: Grid, axes: dict) -> list[dict]:
     for axis, values in axes.items():
         for value in values:
             pairs = [point_cells(grid, axis, value, seed) for seed in grid.seeds]
-            found = [(b.finished(), c.finished()) for b, c in pairs]
-            point = {"axis": axis, "value": value, "pool_acc": pool_accuracy(pairs[0][1]),
+            found = [(b.finished(grid.cells_dir), c.finished(grid.cells_dir)) for b, c in pairs]
+            point = {"axis": axis, "value": value, "pool_acc": pool_accuracy(pairs[0][1], found[0][1]),
                      "cmi_weight": pairs[0][1].config().cmi.weight, "finished": all(b and c for b, c in found)}
             if point["finished"]:
                 base = [a for b, _ in found for a in b["accuracy"]["accs"]]
@@ -116,9 +120,9 @@ def study_points(grid: Grid, axes: dict) -> list[dict]:
 
 def run_study(profile: str, dataset: str, ipc: int, method: str = "dm", axes: dict | None = None, seeds=(0,),
               overrides=(), data_root=None, device=None, runner: str = "serial", threads: int | None = None,
-              progress: bool = True) -> tuple[Grid, list[dict], dict]:
-    """Sweep the study's cells (what the store holds is not recomputed) and collect its points."""
+              progress: bool = True, cells_dir: str | None = None) -> tuple[Grid, list[dict], dict]:
+    """Sweep the study's cells (what the store or ``cells_dir`` holds is not recomputed) and collect its points."""
     from .sweep import sweep
-    grid = study_grid(profile, dataset, ipc, method, axes, seeds, overrides, data_root, threads)
+    grid = study_grid(profile, dataset, ipc, method, axes, seeds, overrides, data_root, threads, cells_dir=cells_dir)
     summary = sweep(grid, runner=runner, device=None if device is None else str(device), progress=progress)
     return grid, study_points(grid, axes), summary

@@ -62,15 +62,17 @@ def build_artefact(cell: Cell, kind: str, store_root: str, threads: int | None, 
     return {"kind": kind, "describe": cfg.describe(), "seconds": round(time.time() - t0, 1)}
 
 
-def execute_cell(cell: Cell, store_root: str, threads: int | None, device: str | None) -> dict:
-    """One cell, as a task: ``cells.run_cell`` on the cell's config, its result recorded in the store."""
+def execute_cell(cell: Cell, store_root: str, threads: int | None, device: str | None,
+                 cells_dir: str | None = None) -> dict:
+    """One cell, as a task: ``cells.run_cell`` on the cell's config, its result recorded in the store
+    (and in ``cells_dir``, when the grid keeps its cells beside a report)."""
     from ..data import load_dataset
     from ..proxy import ProxyPool
     from ..utils import pick_device
     from .cells import run_cell
     store.use(store_root)
     _pin_threads(threads)
-    found = cell.finished()
+    found = cell.finished(cells_dir)
     if found is not None:  # another driver finished it meanwhile
         return found
     cfg, dev = cell.config(), pick_device(device)
@@ -79,7 +81,7 @@ def execute_cell(cell: Cell, store_root: str, threads: int | None, device: str |
     r = run_cell(cfg, ds, dev, pool, progress=False, wait=True)
     result = {k: v for k, v in r.items() if k != "synset"}
     result["threads"] = threads
-    cell.record(result)
+    cell.record(result, cells_dir)
     return result
 
 
@@ -253,14 +255,16 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
     t0 = time.time()
     cells = grid.cells()  # every config validated before anything starts
     root = str(store.root())
-    results = {c: c.finished() for c in cells}
+    results = {c: c.finished(grid.cells_dir) for c in cells}
     todo = [c for c in cells if results[c] is None]
     artefacts = {}
     for c in todo:
         for kind, key, cfg in c.artefacts():
             artefacts.setdefault((kind, key), (c, cfg))
+    kept = f" or kept in {grid.cells_dir}" if grid.cells_dir else ""
     print(f"sweep {grid.name}: {len(cells)} cells at profile {grid.profile}, {len(cells) - len(todo)} already in the "
-          f"store ({root}), {len(todo)} to run; {len(artefacts)} shared artefact(s) to build or open first", flush=True)
+          f"store ({root}){kept}, {len(todo)} to run; {len(artefacts)} shared artefact(s) to build or open first",
+          flush=True)
     if dry_run:
         for c in cells:
             print(f"  {'done' if results[c] is not None else 'todo'}  {c.name}")
@@ -311,7 +315,8 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
                 tqdm.write(f"[failed] {job.label} after {job.attempts} attempt(s): {job.error}")
                 bar.step(failed=True)
 
-            _run_jobs(run, [Job(c.name, execute_cell, (c, root, threads, device)) for c in todo], grid.retries,
+            cells_dir = None if grid.cells_dir is None else str(Path(grid.cells_dir).resolve())
+            _run_jobs(run, [Job(c.name, execute_cell, (c, root, threads, device, cells_dir)) for c in todo], grid.retries,
                       done, failed, bar)
     except KeyboardInterrupt:
         kept = sum(r is not None for r in results.values())
