@@ -100,5 +100,10 @@ def test_cells_kept_beside_the_report_finish_the_study_in_a_new_store(toy, tmp_p
     assert study.study_points(grid2, axes)[0]["finished"]
     without = study.study_grid("smoke", toy.name, 1, "dm", axes, overrides=over)
     assert not study.study_points(without, axes)[0]["finished"]  # the new store alone holds none of them
+    for r in records[:2]:
+        r.unlink()
+    monkeypatch.setenv("DDCMI_STORE", str(tmp_path / "store1"))  # a store that finished them before they were kept
+    study.run_study("smoke", toy.name, 1, "dm", axes, overrides=over, threads=1, progress=False, cells_dir=str(kept))
+    assert sorted(kept.glob("*--cell-*.json")) == records  # kept again, not recomputed
     named = load_grid("cmi_study", "smoke")
     assert named.cells_dir.endswith("smoke/cmi_study/cells")  # where the notebook keeps them by default

@@ -254,10 +254,17 @@ class Cell:
         return None
 
     def record(self, result: dict, cells_dir: str | Path | None = None) -> None:
-        rec = {"format": CELL_FORMAT, "identity": self.identity(), "cell": dataclasses.asdict(self), "result": result}
-        atomic_write_json(rec, self.record_path())
+        atomic_write_json(self._record(result), self.record_path())
         if cells_dir:
-            atomic_write_json(rec, self.kept_path(cells_dir))
+            self.keep(result, cells_dir)
+
+    def keep(self, result: dict, cells_dir: str | Path) -> None:
+        """Put the record in ``cells_dir`` too, unless it is there already."""
+        if not self.kept_path(cells_dir).exists():
+            atomic_write_json(self._record(result), self.kept_path(cells_dir))
+
+    def _record(self, result: dict) -> dict:
+        return {"format": CELL_FORMAT, "identity": self.identity(), "cell": dataclasses.asdict(self), "result": result}
 
 
 def load_grid(source: str | Path, profile: str | None = None) -> Grid:

@@ -256,6 +256,10 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
     cells = grid.cells()  # every config validated before anything starts
     root = str(store.root())
     results = {c: c.finished(grid.cells_dir) for c in cells}
+    if grid.cells_dir:  # cells this store finished before the grid kept its cells: kept now
+        for c, r in results.items():
+            if r is not None:
+                c.keep(r, grid.cells_dir)
     todo = [c for c in cells if results[c] is None]
     artefacts = {}
     for c in todo:
