@@ -48,7 +48,7 @@ def single(args) -> dict:
     ds = ddcmi.load_dataset(args.dataset, root=args.data_root)
     method = "dm+cmi" if args.cmi else "dm"
     cfg = ddcmi.make_config("paper", ds.name, method, args.ipc,
-                            overrides={"compile": args.compile})
+                            overrides={"compile": args.compile, "batch_classes": args.batch_classes})
     g = torch.Generator().manual_seed(0)
     pool = None
     if args.cmi:
@@ -137,6 +137,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--compile", action="store_true", help="also time ddcmi with torch.compile (IPC 10)")
+    ap.add_argument("--batch-classes", action="store_true",
+                    help="the kit's loop with all classes in one forward (DistillConfig.batch_classes)")
     ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--loop", default="ddcmi", help=argparse.SUPPRESS)
     ap.add_argument("--cmi", action="store_true", help=argparse.SUPPRESS)
@@ -147,10 +149,11 @@ def main():
         print("RESULT " + json.dumps(single(args)))
         return
 
-    def run(loop, cmi, ipc, compile_=False, throughput=False):
+    def run(loop, cmi, ipc, compile_=False, throughput=False, batched=False):
         cmd = [sys.executable, __file__, "--single", "--loop", loop, "--ipc", str(ipc), "--dataset", args.dataset,
                "--device", args.device, "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
         cmd += (["--cmi"] if cmi else []) + (["--compile"] if compile_ else []) + (["--throughput"] if throughput else [])
+        cmd += ["--batch-classes"] if batched else []
         cmd += ["--data-root", args.data_root] if args.data_root else []
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -166,6 +169,8 @@ def main():
                                       "rel_dm": ("naive", False), "rel_dmcmi": ("naive", True)}.items()}
         if args.compile and ipc == 10:
             r["dmcmi_compiled"] = run("ddcmi", True, ipc, compile_=True)
+        if args.batch_classes:
+            r["dm_batched"], r["dmcmi_batched"] = run("ddcmi", False, ipc, batched=True), run("ddcmi", True, ipc, batched=True)
         rows.append((ipc, r))
         print(f"IPC {ipc} done", file=sys.stderr)
     dev = rows[0][1]["dm"]["device"]
@@ -186,6 +191,12 @@ def main():
             c = r["dmcmi_compiled"]["s_per_iter"] * 1000
             print(f"\nIPC {ipc} DM+CMI with torch.compile: {c:.0f} ms/it ({1000 * r['dmcmi']['s_per_iter'] / c:.2f}x "
                   f"vs eager, {1000 * r['rel_dmcmi']['s_per_iter'] / c:.2f}x vs naive-loop); compile time excluded")
+        if "dm_batched" in r:
+            b, bc = (1000 * r[k]["s_per_iter"] for k in ("dm_batched", "dmcmi_batched"))
+            print(f"\nIPC {ipc} with all classes in one forward (batch_classes): DM {b:.0f} ms/it "
+                  f"({1000 * r['dm']['s_per_iter'] / b:.2f}x the per-class loop), DM+CMI {bc:.0f} ms/it "
+                  f"({1000 * r['dmcmi']['s_per_iter'] / bc:.2f}x); peak MB {r['dm_batched']['peak_mb']:.0f} / "
+                  f"{r['dmcmi_batched']['peak_mb']:.0f}")
         ms_dm, ms_cmi = 1000 * r["dm"]["s_per_iter"], 1000 * (r["dmcmi"]["s_per_iter"] - r["dm"]["s_per_iter"])
         if ipc > 1:
             print(f"\nIPC {ipc}, CMI interval k (regulariser every k-th step): " + ", ".join(

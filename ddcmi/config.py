@@ -42,6 +42,10 @@ class DistillConfig:
     track_every: int = 0  # every k iterations measure CMI (feature and logit) of the set under the pool; 0 = off
     checkpoint_every: int = 100
     compile: bool = False  # torch.compile the matching network and proxies (pays off on long runs)
+    # DM: embed every class's real images in one forward and every class's synthetic images in another
+    # (instance norm has no batch coupling, so it is the same method; equal to the per-class path within
+    # float rounding, tests/test_distill.py). More memory; the fast path on a GPU.
+    batch_classes: bool = False
     options: Any = None  # the method's own config section (a frozen dataclass the method registers), or None
     rng: int = RNG_VERSION  # the scheme of random draws (ddcmi.rng); a checkpoint of another one is not resumed
 

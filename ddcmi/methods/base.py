@@ -52,11 +52,15 @@ class MatchingMethod:
     lambda_fallback_dataset: ClassVar[str] = "cifar10"
     # why the method cannot be computed class by class (a class-parallel run refuses it), or None
     no_class_split: ClassVar[str | None] = None
+    batches_classes: ClassVar[bool] = False  # honours DistillConfig.batch_classes (all classes in one forward)
 
     def __init__(self, config, dataset, sampler, device, classes: Sequence[int] | None = None):
         self.config, self.dataset, self.sampler, self.device = config, dataset, sampler, device
         self.num_classes = dataset.num_classes
         self.classes = list(range(self.num_classes)) if classes is None else sorted(int(c) for c in classes)
+        if getattr(config, "batch_classes", False) and not self.batches_classes:
+            raise ConfigError(f"batch_classes is implemented for dm (and dm+cmi), not {config.method}; "
+                              f"drop --set batch_classes=true")
         if self.no_class_split and len(self.classes) < self.num_classes:
             raise ConfigError(f"{self.name or type(self).__name__} cannot be split by class: {self.no_class_split}")
         bad = [c for c in self.classes if not 0 <= c < self.num_classes]

@@ -24,6 +24,7 @@ class DMMatching(MatchingMethod):
                     ("svhn", 10): 18000, ("svhn", 50): 500}
     cpu_lambda = 5000.0
     thread_invariant = True  # measured: a resume at another CPU thread count gives the same bits
+    batches_classes = True
     cpu_lambda_note = ("cpu profile: set so lambda*|grad CMI| ~ |grad DM| at init with the quarter-width "
                        "ResNet-18 proxies (docs/profiles.md)")
 
@@ -51,6 +52,8 @@ class DMMatching(MatchingMethod):
     def loss_and_backward(self, images: torch.Tensor, labels: torch.Tensor, draws) -> dict:
         init_weights_(self.net, draws("net"))
         self.net.train()
+        if self.config.batch_classes:
+            return self._batched_loss_and_backward(images, labels, draws)
         total = 0.0
         for c in self.classes:
             g = draws("class", c)  # real sample, then the Siamese DSA draw
@@ -62,3 +65,19 @@ class DMMatching(MatchingMethod):
             loss.backward()
             total += float(loss.detach())
         return {"match": total}
+
+    def _batched_loss_and_backward(self, images: torch.Tensor, labels: torch.Tensor, draws) -> dict:
+        """The same loss with all classes in two forwards (real under no_grad, synthetic with autograd)
+        and one backward: the draws are taken class by class in the same order as the per-class path."""
+        reals, syns = [], []
+        for c in self.classes:
+            g = draws("class", c)
+            real, syn = self.dsa.siamese(self.sampler.sample(c, self.config.real_per_class, g), images[labels == c], g)
+            reals.append(real)
+            syns.append(syn)
+        with torch.no_grad():
+            real_emb = self.embed(torch.cat(reals)).split([r.shape[0] for r in reals])
+        syn_emb = self.embed(torch.cat(syns)).split([s.shape[0] for s in syns])
+        losses = torch.stack([((r.mean(0) - s.mean(0)) ** 2).sum() for r, s in zip(real_emb, syn_emb)])
+        losses.sum().backward()
+        return {"match": float(losses.detach().sum())}
