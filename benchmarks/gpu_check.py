@@ -101,6 +101,10 @@ def main() -> None:
     eval_s = timed(lambda: train_on_synset(sx, sy, ds, ec, g, device), device, repeats=1, warmup=1)
     print(f"evaluation of an IPC 10 set: {eval_s:.2f} s for {ec.epochs} epochs of one ConvNet-3; 5 networks x 1000 "
           f"epochs = {5 * 1000 / ec.epochs * eval_s / 60:.2f} min (extrapolated; target <= 1 min)")
+    from ddcmi.evaluate import train_stacked_on_synset
+    stacked_s = timed(lambda: train_stacked_on_synset(sx, sy, ds, ec, g, device, 5), device, repeats=1, warmup=1)
+    print(f"the same, 5 networks trained together (eval.stacked): {stacked_s:.2f} s for {ec.epochs} epochs of all 5; "
+          f"5 x 1000 epochs = {1000 / ec.epochs * stacked_s / 60:.2f} min ({5 * eval_s / stacked_s:.2f}x one by one)")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ class EvalConfig:
     cutmix_prob: float = 0.0  # probability of CutMix per batch (IDC's recipe: 0.5)
     zca: bool = False  # train and test on ZCA-whitened images (a set distilled in ZCA space: MTT)
     learned_lr: bool = True  # train at the set's learned step size where it has one (MTT), else at ``lr``
+    # train the networks together (stacked parameters, one vmapped step for all: the GPU's fast path); the
+    # same draws as one after another, equal within float rounding; networks with batch norm train one by one
+    stacked: bool = False
 
 
 # IDC's evaluation recipe (method.md section 6: batch 64, CutMix, multi-step lr), beside the standard one.
@@ -83,13 +86,42 @@ def recipe_of(config: EvalConfig) -> Recipe:
 def train_on_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
                     generator: torch.Generator, device: torch.device) -> torch.nn.Module:
     """One freshly initialised network trained on (images, labels) with the protocol's recipe."""
-    model = init_weights_(create_model(config.arch, dataset.channels, dataset.num_classes, dataset.image_size,
-                                       **config.arch_kwargs), generator).to(device)
+    model = _fresh_network(dataset, config, generator, device)
+    x, y = _training_tensors(images, labels, dataset, config, device)
+    return train_epochs(model, x, y, recipe_of(config), generator).eval()
+
+
+def train_stacked_on_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
+                            generator: torch.Generator, device: torch.device, count: int) -> list[torch.nn.Module]:
+    """``count`` networks as ``count`` calls of :func:`train_on_synset` on one generator would give them
+    (each one's initialisation and training draws, ``generator`` left where the last call would leave
+    it), trained together by :func:`~ddcmi.train.train_epochs_stacked`."""
+    from .train import skip_training_draws, train_epochs_stacked
+    x, y = _training_tensors(images, labels, dataset, config, device)
+    recipe, models, gens = recipe_of(config), [], []
+    for _ in range(count):
+        models.append(_fresh_network(dataset, config, generator, device))
+        gens.append(torch.Generator().set_state(generator.get_state()))
+        skip_training_draws(x, y, recipe, generator)  # where the next network's draws start
+    return [m.eval() for m in train_epochs_stacked(models, x, y, recipe, gens)]
+
+
+def _fresh_network(dataset: Dataset, config: EvalConfig, generator: torch.Generator, device) -> torch.nn.Module:
+    return init_weights_(create_model(config.arch, dataset.channels, dataset.num_classes, dataset.image_size,
+                                      **config.arch_kwargs), generator).to(device)
+
+
+def _training_tensors(images, labels, dataset: Dataset, config: EvalConfig, device):
     x, y = images.detach().to(device), labels.to(device)
     if config.zca:
         from .transforms import zca_for
         x = zca_for(dataset).whiten(x)
-    return train_epochs(model, x, y, recipe_of(config), generator).eval()
+    return x, y
+
+
+def _has_buffers(dataset: Dataset, config: EvalConfig) -> bool:
+    m = create_model(config.arch, dataset.channels, dataset.num_classes, dataset.image_size, **config.arch_kwargs)
+    return any(True for _ in m.buffers())
 
 
 class TestSet:
@@ -156,6 +188,14 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
         if saved["num_models"] == config.num_models:
             accs, before = list(saved["accs"]), float(saved["seconds"])
             g.set_state(saved["generator"])
+    if config.stacked and len(accs) < config.num_models and not _has_buffers(dataset, config):
+        try:
+            models = train_stacked_on_synset(images, labels, dataset, config, g, device, config.num_models - len(accs))
+        except KeyboardInterrupt:
+            kept = f"the {len(accs)} network(s) finished before are kept in {checkpoint}" if accs else "nothing was kept"
+            raise KeyboardInterrupt(f"evaluation stopped while {config.num_models - len(accs)} networks trained "
+                                    f"together; {kept}") from None
+        accs += [accuracy(m, test_set.x, test_set.y) for m in models]
     bar = tqdm(range(config.num_models), initial=len(accs), desc=f"evaluate {config.arch}", disable=not progress,
                leave=False)
     for _ in range(len(accs), config.num_models):

@@ -65,6 +65,17 @@ def epoch_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: 
         yield x[idx], y[idx]
 
 
+def augment_batch(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator, dsa: DSA | None = None,
+                  cutmix_prob: float = 0.0):
+    """A training batch's random draws, in the trainer's fixed order (DSA per image, then CutMix):
+    (images, labels, CutMix's second labels, kept area), the last two None without CutMix."""
+    if dsa is not None and dsa.enabled:
+        xb = dsa(xb, generator, siamese=False)
+    if cutmix_prob > 0 and float(torch.rand((), generator=generator)) < cutmix_prob:
+        return cutmix(xb, yb, generator)
+    return xb, yb, None, None
+
+
 def sgd_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, generator: torch.Generator,
               dsa: DSA | None = None, cutmix_prob: float = 0.0, on_step: Callable[[], None] | None = None,
               observe: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> int:
@@ -72,10 +83,8 @@ def sgd_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches:
     batch's (detached) logits before the step (a running training accuracy: IDM's queue)."""
     steps = 0
     for xb, yb in batches:
-        if dsa is not None and dsa.enabled:
-            xb = dsa(xb, generator, siamese=False)
-        if cutmix_prob > 0 and float(torch.rand((), generator=generator)) < cutmix_prob:
-            xb, ya, yc, keep = cutmix(xb, yb, generator)
+        xb, ya, yc, keep = augment_batch(xb, yb, generator, dsa, cutmix_prob)
+        if keep is not None:
             out = model(xb)
             loss = keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yc)
         else:
@@ -100,7 +109,7 @@ def train_epochs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recip
     restores the model, the optimiser and the generator saved by ``on_epoch``). Returns the model in
     train mode; callers switch to eval."""
     optimizer = optimizer or recipe.optimizer(model)
-    decay_epochs = {int(f * recipe.epochs) for f in recipe.lr_milestones}
+    decay_epochs = _decay_epochs(recipe)
     if start_epoch:  # the schedule of the epochs already done, multiplied in the same order
         lr = recipe.lr
         for _ in sorted(e for e in decay_epochs if e < start_epoch):
@@ -122,6 +131,68 @@ def train_epochs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recip
             on_epoch(epoch + 1, optimizer)
     bar.close()
     return model
+
+
+def _decay_epochs(recipe: Recipe) -> set[int]:
+    return {int(f * recipe.epochs) for f in recipe.lr_milestones}
+
+
+def skip_training_draws(x: torch.Tensor, y: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> None:
+    """Advance ``generator`` exactly as :func:`train_epochs` on (x, y) would, without training (the draws
+    of a network's whole training depend only on shapes, never on the network)."""
+    dsa = DSA(recipe.dsa)
+    for _ in range(recipe.epochs):
+        for xb, yb in epoch_batches(x, y, recipe.batch_size, generator):
+            augment_batch(xb, yb, generator, dsa, recipe.cutmix_prob)
+
+
+def train_epochs_stacked(models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+                         generators: list[torch.Generator], progress: bool = False, desc: str = "train") -> list:
+    """:func:`train_epochs` for several networks of one architecture at once: their parameters stacked
+    (``torch.func``), one vmapped forward and backward per step for all of them, one SGD step on the
+    stacks. Network k takes its draws from ``generators[k]`` in train_epochs' order, so each ends as
+    train_epochs would leave it, within float rounding (vmapped convolutions sum in another order;
+    tests/test_evaluate_stacked.py). Networks with buffers (batch norm) are refused: use train_epochs."""
+    import copy
+
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    if any(True for m in models for _ in m.buffers()):
+        raise ValueError("train_epochs_stacked needs networks without buffers (no batch norm); use train_epochs")
+    params, _ = stack_module_state(models)
+    names = list(params)
+    template = copy.deepcopy(models[0]).to("meta")
+
+    def loss_of(p, xb, ya, yc, keep):  # keep = 1 without CutMix: 1 * CE + 0 * CE is CE itself
+        out = functional_call(template, p, (xb,))
+        return keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yc)
+
+    step_grads = vmap(grad(loss_of))
+    stacks = [params[n] for n in names]
+    optimizer = torch.optim.SGD(stacks, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    dsa, decay = DSA(recipe.dsa), _decay_epochs(recipe)
+    steps_per_epoch = (len(y) + recipe.batch_size - 1) // recipe.batch_size
+    bar = tqdm(total=recipe.epochs * steps_per_epoch, desc=desc, leave=False, disable=not progress)
+    for epoch in range(recipe.epochs):
+        if epoch in decay:
+            for group in optimizer.param_groups:
+                group["lr"] *= recipe.lr_gamma
+        for batches in zip(*(epoch_batches(x, y, recipe.batch_size, g) for g in generators)):
+            drawn = [augment_batch(xb, yb, g, dsa, recipe.cutmix_prob) for (xb, yb), g in zip(batches, generators)]
+            xs = torch.stack([d[0] for d in drawn])
+            ya = torch.stack([d[1] for d in drawn])
+            yc = torch.stack([d[1] if d[2] is None else d[2] for d in drawn])
+            keep = torch.tensor([1.0 if d[3] is None else float(d[3]) for d in drawn], device=x.device)
+            grads = step_grads(params, xs, ya, yc, keep)
+            for n in names:
+                params[n].grad = grads[n]
+            optimizer.step()
+            bar.update()
+    bar.close()
+    with torch.no_grad():
+        for k, m in enumerate(models):
+            m.load_state_dict({n: params[n][k] for n in names})
+    return models
 
 
 def resumable_training(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,

@@ -1,0 +1,38 @@
+"""Evaluation networks trained together (stacked parameters, torch.func) equal the one-by-one path."""
+import dataclasses
+
+import pytest
+import torch
+
+from ddcmi.evaluate import EvalConfig, evaluate_synset, train_on_synset, train_stacked_on_synset
+
+
+def _set(toy, ipc=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return toy.real_sampler(torch.device("cpu")).initial_images(ipc, g)
+
+
+@pytest.mark.parametrize("recipe", [{}, {"batch_size": 16, "cutmix_prob": 0.5, "lr_milestones": (0.5,)}])
+def test_stacked_networks_end_where_one_by_one_training_leaves_them(toy, recipe):
+    x, y = _set(toy)
+    cfg = EvalConfig(arch_kwargs={"width": 16}, epochs=4, num_models=3, **recipe)
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    one = [train_on_synset(x, y, toy, cfg, g1, torch.device("cpu")) for _ in range(3)]
+    together = train_stacked_on_synset(x, y, toy, cfg, g2, torch.device("cpu"), 3)
+    assert torch.equal(g1.get_state(), g2.get_state())  # the generator left where the third network leaves it
+    for a, b in zip(one, together):
+        pa, pb = (torch.cat([p.detach().flatten() for p in m.parameters()]) for m in (a, b))
+        assert float((pa - pb).norm() / pa.norm()) < 1e-5  # float rounding only (measured about 1e-8)
+    assert not torch.equal(next(together[0].parameters()), next(together[1].parameters()))  # three networks
+
+
+def test_a_stacked_evaluation_reports_what_the_plain_one_does(toy):
+    x, y = _set(toy)
+    cfg = EvalConfig(arch_kwargs={"width": 16}, epochs=8, num_models=3)
+    plain = evaluate_synset(x, y, toy, cfg, seed=1, progress=False)
+    fast = evaluate_synset(x, y, toy, dataclasses.replace(cfg, stacked=True), seed=1, progress=False)
+    assert fast["num_models"] == 3 and len(fast["accs"]) == 3
+    assert fast["accs"] == pytest.approx(plain["accs"], abs=0.02)  # a rounding difference may flip a test image or two
+    bn = evaluate_synset(x, y, toy, EvalConfig(arch="convnet3_bn", arch_kwargs={"width": 16}, epochs=2, num_models=2,
+                                               stacked=True), seed=1, progress=False)
+    assert len(bn["accs"]) == 2  # batch norm: trained one by one, the switch is ignored
