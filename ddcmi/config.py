@@ -46,6 +46,10 @@ class DistillConfig:
     # (instance norm has no batch coupling, so it is the same method; equal to the per-class path within
     # float rounding, tests/test_distill.py). More memory; the fast path on a GPU.
     batch_classes: bool = False
+    # bf16 autocast (CPUs with native bf16, GPUs) for parts whose result is used only through a mean or a
+    # gradient: "real" = DM's no-grad real-image embeddings, "cmi" = the proxy passes of the CMI term,
+    # "real+cmi" = both; "none" (the default) keeps fp32 everywhere (docs/performance.md: what each costs)
+    autocast: str = "none"
     options: Any = None  # the method's own config section (a frozen dataclass the method registers), or None
     rng: int = RNG_VERSION  # the scheme of random draws (ddcmi.rng); a checkpoint of another one is not resumed
 

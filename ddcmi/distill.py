@@ -114,7 +114,7 @@ class Distiller:
                 raise ArtefactError(f"the proxy pool was trained on {pool.config.dataset}, not {dataset.name}")
         if with_cmi:
             self.regularizer = CMIRegularizer(pool, config.cmi, input_space="normalized", real=plain,
-                                              compile=config.compile)
+                                              compile=config.compile, bf16="cmi" in config.autocast)
         self.pool = pool
         self._test_set: TestSet | None = None
 

@@ -45,6 +45,11 @@ class CMIConfig:
             raise ConfigError(f"CMI weight (lambda) must be >= 0, got {self.weight}")
 
 
+def bf16_autocast(device: torch.device, enabled: bool):
+    """``torch.autocast`` to bfloat16 on ``device``'s type when ``enabled`` (a no-op context otherwise)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 class CMIRegularizer:
     """lambda * CMI of a synthetic set under proxies drawn from a :class:`~ddcmi.proxy.ProxyPool`.
 
@@ -53,12 +58,13 @@ class CMIRegularizer:
     """
 
     def __init__(self, pool: "ProxyPool", config: CMIConfig, input_space: str = "normalized",
-                 real: "RealSampler | None" = None, compile: bool = False):
+                 real: "RealSampler | None" = None, compile: bool = False, bf16: bool = False):
         if input_space not in ("normalized", "unit"):
             raise ConfigError(f"input_space must be 'normalized' or 'unit', got {input_space!r}")
         if config.centroids == "real" and real is None:
             raise ConfigError("real-data centroids need a RealSampler of the pool's dataset")
         self.pool, self.config, self.input_space, self.real = pool, config, input_space, real
+        self.bf16 = bf16  # the proxy passes under bf16 autocast (probabilities and CMI stay fp32)
         self._real_centroids: dict[int, torch.Tensor] = {}
         self._compiled = _CompiledProxy(pool.members[0]) if compile else None
 
@@ -113,8 +119,10 @@ class CMIRegularizer:
         keep = None if classes is None else set(int(c) for c in classes)
         for idx in self._class_chunks(labels, skip_singletons=centroids is None, classes=classes):
             with torch.set_grad_enabled(weight > 0 and torch.is_grad_enabled()):
-                p = proxy_probabilities(proxy, self._proxy_input(images[idx]), self.config.space,
-                                        self.config.temperature)
+                with bf16_autocast(images.device, self.bf16):
+                    p = proxy_probabilities(proxy, self._proxy_input(images[idx]), self.config.space,
+                                            self.config.temperature)
+                p = p.float()
                 # CMI decomposes over classes, so a chunk of whole classes contributes exactly its share
                 part = empirical_cmi(p, labels[idx], centroids) * (idx.numel() / n)
                 if weight > 0 and part.requires_grad:

@@ -53,6 +53,10 @@ RULES: dict[tuple[str, str], tuple[float, float | None, bool]] = {
     ("CMIConfig", "real_centroid_samples"): (1, None, True),
     ("CMIConfig", "max_batch"): (1, None, True),
 }
+# (dataclass name, field) -> the values a string field may take
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("DistillConfig", "autocast"): ("none", "real", "cmi", "real+cmi"),
+}
 WIDTH_KEYS = ("net_kwargs", "arch_kwargs")  # {"width": n} must be a positive int
 # annotation -> (what it must be, the check); bool is an int to Python, so it is kept apart
 TYPES = {int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
@@ -73,6 +77,9 @@ def _problems(obj, prefix: str) -> list[str]:
         if ok is not None and not ok(value):
             out.append(f"{key} must be {want}, got {value!r} ({type(value).__name__})")
             continue
+        choices = CHOICES.get((type(obj).__name__, f.name))
+        if choices is not None and value not in choices:
+            out.append(f"{key} must be one of {', '.join(choices)}, got {value!r}")
         rule = RULES.get((type(obj).__name__, f.name))
         if rule is not None and isinstance(value, (int, float)):
             lo, hi, inclusive = rule

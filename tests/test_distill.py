@@ -205,3 +205,33 @@ def test_all_classes_in_one_forward_equal_the_per_class_path(mnist, method):
 def test_batch_classes_is_refused_where_a_method_does_not_have_it(mnist):
     with pytest.raises(ddcmi.ConfigError, match="batch_classes is implemented for dm"):
         Distiller(make_config("smoke", "mnist", "dsa", 10, overrides={"batch_classes": True}), mnist, progress=False)
+
+
+def test_bf16_autocast_is_close_to_fp32_and_named_in_the_key(mnist):
+    """autocast: bf16 for DM's real embeddings and the CMI term's proxy passes; a switch of its own in the
+    run's key, close to fp32 (bf16 keeps 8 bits of mantissa), and refused where a method has no such part."""
+    from ddcmi.rng import Draws
+    base = smoke("dm+cmi", iterations=1)
+    grads = {}
+    for mode in ("none", "real", "cmi", "real+cmi"):
+        d = Distiller(smoke("dm+cmi", iterations=1, autocast=mode), mnist, progress=False)
+        state = d._fresh_state()
+        images = state["images"].detach().clone().requires_grad_(True)
+        d.method.loss_and_backward(images, state["labels"], Draws(base.seed, 1))
+        match = images.grad.clone()
+        images.grad = None
+        cmi = d.regularizer.backward(images, state["labels"], 0)
+        grads[mode] = (match, images.grad.clone(), cmi)
+    ref = grads["none"]
+    for mode in ("real", "real+cmi"):
+        assert 0 < float((grads[mode][0] - ref[0]).norm() / ref[0].norm()) < 0.05
+    for mode in ("cmi", "real+cmi"):
+        assert 0 < float((grads[mode][1] - ref[1]).norm() / ref[1].norm()) < 0.1
+        assert grads[mode][2] == pytest.approx(ref[2], rel=0.1)
+    assert torch.equal(grads["cmi"][0], ref[0]) and torch.equal(grads["real"][1], ref[1])  # each switch is its part only
+    from ddcmi.experiments.runs import run_dir_for
+    assert run_dir_for(smoke("dm+cmi", autocast="cmi")) != run_dir_for(smoke("dm+cmi"))
+    with pytest.raises(ddcmi.ConfigError, match="autocast must be one of"):
+        smoke("dm", autocast="fp16")
+    with pytest.raises(ddcmi.ConfigError, match="bf16 real-image embeddings are implemented for dm"):
+        Distiller(make_config("smoke", "mnist", "dsa", 10, overrides={"autocast": "real"}), mnist, progress=False)

@@ -53,6 +53,7 @@ class MatchingMethod:
     # why the method cannot be computed class by class (a class-parallel run refuses it), or None
     no_class_split: ClassVar[str | None] = None
     batches_classes: ClassVar[bool] = False  # honours DistillConfig.batch_classes (all classes in one forward)
+    autocasts_real: ClassVar[bool] = False  # honours DistillConfig.autocast "real" (no-grad real embeddings in bf16)
 
     def __init__(self, config, dataset, sampler, device, classes: Sequence[int] | None = None):
         self.config, self.dataset, self.sampler, self.device = config, dataset, sampler, device
@@ -61,6 +62,9 @@ class MatchingMethod:
         if getattr(config, "batch_classes", False) and not self.batches_classes:
             raise ConfigError(f"batch_classes is implemented for dm (and dm+cmi), not {config.method}; "
                               f"drop --set batch_classes=true")
+        if "real" in getattr(config, "autocast", "none") and not self.autocasts_real:
+            raise ConfigError(f"autocast={config.autocast!r}: bf16 real-image embeddings are implemented for dm, not "
+                              f"{config.method}; use autocast=cmi (the CMI term only) or none")
         if self.no_class_split and len(self.classes) < self.num_classes:
             raise ConfigError(f"{self.name or type(self).__name__} cannot be split by class: {self.no_class_split}")
         bad = [c for c in self.classes if not 0 <= c < self.num_classes]

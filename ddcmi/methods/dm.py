@@ -6,6 +6,7 @@ import torch
 
 from ..augment import DSA
 from ..models import create_model, init_weights_
+from ..regularizers import bf16_autocast
 from . import register
 from .base import MatchingMethod
 
@@ -25,6 +26,7 @@ class DMMatching(MatchingMethod):
     cpu_lambda = 5000.0
     thread_invariant = True  # measured: a resume at another CPU thread count gives the same bits
     batches_classes = True
+    autocasts_real = True
     cpu_lambda_note = ("cpu profile: set so lambda*|grad CMI| ~ |grad DM| at init with the quarter-width "
                        "ResNet-18 proxies (docs/profiles.md)")
 
@@ -44,6 +46,7 @@ class DMMatching(MatchingMethod):
         self.net.requires_grad_(False)
         self.embed = torch.compile(self.net.embed) if config.compile else self.net.embed
         self.dsa = DSA(config.dsa)
+        self.real_bf16 = "real" in config.autocast  # the real images' embeddings only feed a mean
 
     def iteration(self, images, labels, draws, update) -> list[dict]:
         """One image update per iteration."""
@@ -59,8 +62,8 @@ class DMMatching(MatchingMethod):
             g = draws("class", c)  # real sample, then the Siamese DSA draw
             real = self.sampler.sample(c, self.config.real_per_class, g)
             real, syn = self.dsa.siamese(real, images[labels == c], g)
-            with torch.no_grad():
-                real_mean = self.embed(real).mean(0)
+            with torch.no_grad(), bf16_autocast(real.device, self.real_bf16):
+                real_mean = self.embed(real).float().mean(0)
             loss = ((real_mean - self.embed(syn).mean(0)) ** 2).sum()
             loss.backward()
             total += float(loss.detach())
@@ -75,8 +78,8 @@ class DMMatching(MatchingMethod):
             real, syn = self.dsa.siamese(self.sampler.sample(c, self.config.real_per_class, g), images[labels == c], g)
             reals.append(real)
             syns.append(syn)
-        with torch.no_grad():
-            real_emb = self.embed(torch.cat(reals)).split([r.shape[0] for r in reals])
+        with torch.no_grad(), bf16_autocast(images.device, self.real_bf16):
+            real_emb = self.embed(torch.cat(reals)).float().split([r.shape[0] for r in reals])
         syn_emb = self.embed(torch.cat(syns)).split([s.shape[0] for s in syns])
         losses = torch.stack([((r.mean(0) - s.mean(0)) ** 2).sum() for r, s in zip(real_emb, syn_emb)])
         losses.sum().backward()
