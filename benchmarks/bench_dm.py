@@ -48,7 +48,8 @@ def single(args) -> dict:
     ds = ddcmi.load_dataset(args.dataset, root=args.data_root)
     method = "dm+cmi" if args.cmi else "dm"
     cfg = ddcmi.make_config("paper", ds.name, method, args.ipc,
-                            overrides={"compile": args.compile, "batch_classes": args.batch_classes})
+                            overrides=[f"compile={args.compile}", f"batch_classes={args.batch_classes}",
+                                       *(args.set or [])])
     g = torch.Generator().manual_seed(0)
     pool = None
     if args.cmi:
@@ -137,6 +138,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--compile", action="store_true", help="also time ddcmi with torch.compile (IPC 10)")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="a config override of the kit's runs, repeatable (e.g. autocast=real+cmi)")
     ap.add_argument("--batch-classes", action="store_true",
                     help="the kit's loop with all classes in one forward (DistillConfig.batch_classes)")
     ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
@@ -154,6 +157,7 @@ def main():
                "--device", args.device, "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
         cmd += (["--cmi"] if cmi else []) + (["--compile"] if compile_ else []) + (["--throughput"] if throughput else [])
         cmd += ["--batch-classes"] if batched else []
+        cmd += [a for kv in (args.set or []) for a in ("--set", kv)]
         cmd += ["--data-root", args.data_root] if args.data_root else []
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
