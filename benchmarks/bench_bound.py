@@ -20,19 +20,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
-
-
-def _timed(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t
+from bench_dm import _timed  # the same clock as bench_dm.py (CUDA synchronised)
 
 
 def matmul_peak(size: int, dtype: torch.dtype, device, repeats: int = 5) -> float:
