@@ -10,6 +10,9 @@ from . import _malloc  # noqa: E402
 _malloc.tune()  # before any large tensor exists: glibc keeps freed buffers (see ddcmi/_malloc.py)
 
 from . import keys, rng, store  # noqa: E402,F401
+from .utils import loaded_commit as _loaded_commit  # noqa: E402
+
+_loaded_commit()  # the commit of the code being imported, for every provenance this process writes
 from .cmi import CMIConfig, CMIRegularizer, empirical_cmi, measure_cmi, proxy_probabilities  # noqa: E402
 from .config import DistillConfig  # noqa: E402
 from .data import Dataset, list_datasets, load_dataset  # noqa: E402

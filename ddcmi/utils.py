@@ -156,13 +156,27 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+_LOADED: dict[str, str] = {}
+
+
+def loaded_commit() -> str:
+    """The commit of the code this process imported (``import ddcmi`` records it): what a result was
+    computed by, even when the checkout moves on while a long run is under way."""
+    if "commit" not in _LOADED:
+        _LOADED["commit"] = git_commit()
+    return _LOADED["commit"]
+
+
 def provenance(device: torch.device, started: float | None = None) -> dict:
     from . import __version__, _malloc
 
-    out = {"ddcmi_version": __version__, "git_commit": git_commit(), "torch_version": str(torch.__version__),
+    loaded, now = loaded_commit(), git_commit()
+    out = {"ddcmi_version": __version__, "git_commit": loaded, "torch_version": str(torch.__version__),
            "python": platform.python_version(), "device": device_name(device), "host": platform.node(),
            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "threads": torch.get_num_threads(), "cpu_allocator": _malloc.status().get("reason")}
+    if now != loaded:  # the checkout changed under this process: the result is the loaded code's
+        out["git_commit_at_end"] = now
     if started is not None:
         out["wall_time_s"] = round(time.time() - started, 2)
     return out

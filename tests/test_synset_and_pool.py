@@ -170,3 +170,14 @@ def test_pool_snapshots_are_bitwise_the_pools_with_fewer_epochs(toy, tmp_path):
                                                       long.members[0].state_dict().values()))
     with pytest.raises(ddcmi.ConfigError, match="snapshots"):
         ProxyPool.build(cfg, toy, root=tmp_path / "a", progress=False, snapshots=[3])
+
+
+def test_provenance_names_the_code_a_process_loaded_when_the_checkout_moves_on(monkeypatch):
+    import torch
+    from ddcmi import utils
+    monkeypatch.setattr(utils, "_LOADED", {"commit": "aaaaaaaaaaaa"})  # what import ddcmi recorded
+    monkeypatch.setattr(utils, "git_commit", lambda root=None: "bbbbbbbbbbbb")  # the checkout now
+    p = utils.provenance(torch.device("cpu"))
+    assert p["git_commit"] == "aaaaaaaaaaaa" and p["git_commit_at_end"] == "bbbbbbbbbbbb"
+    monkeypatch.setattr(utils, "git_commit", lambda root=None: "aaaaaaaaaaaa")
+    assert "git_commit_at_end" not in utils.provenance(torch.device("cpu"))
