@@ -41,9 +41,10 @@ def _pin_threads(threads: int | None) -> None:
 
 
 def build_artefact(cell: Cell, kind: str, store_root: str, threads: int | None, device: str | None,
-                   snapshots: tuple = ()) -> dict:
+                   snapshots: tuple = (), progress: bool = False) -> dict:
     """Train (or finish, or just open) one shared artefact of ``cell``: its proxy pool (keeping the
-    members after ``snapshots`` epochs as the pools with those epochs) or MTT's experts."""
+    members after ``snapshots`` epochs as the pools with those epochs) or MTT's experts. ``progress``
+    shows the build's own bars (the serial runner: the task runs in the driver's terminal)."""
     from ..data import load_dataset
     from ..utils import pick_device
     store.use(store_root)
@@ -52,13 +53,13 @@ def build_artefact(cell: Cell, kind: str, store_root: str, threads: int | None, 
     if kind == "pool":
         from ..proxy import ProxyPool
         cfg = cell.pool_config()
-        ProxyPool.build(cfg, ds, dev, progress=False, snapshots=snapshots)
+        ProxyPool.build(cfg, ds, dev, progress=progress, snapshots=snapshots)
         for epochs in snapshots:  # members the longer pool had before this sweep are trained here
-            ProxyPool.build(dataclasses.replace(cfg, epochs=epochs), ds, dev, progress=False)
+            ProxyPool.build(dataclasses.replace(cfg, epochs=epochs), ds, dev, progress=progress)
     else:
         from ..experts import ExpertBuffer
         cfg = cell.config().options.experts
-        ExpertBuffer.build(cfg, ds, dev, progress=False)
+        ExpertBuffer.build(cfg, ds, dev, progress=progress)
     return {"kind": kind, "describe": cfg.describe(), "seconds": round(time.time() - t0, 1)}
 
 
@@ -195,14 +196,16 @@ class Job:
     error: str | None = None
 
 
-def _run_jobs(runner, jobs: list[Job], retries: int, on_done, on_fail, bar=None) -> None:
+def _run_jobs(runner, jobs: list[Job], retries: int, on_done, on_fail, bar=None, on_start=None) -> None:
     """Keep up to ``runner.slots`` jobs in flight; a failed one goes back in the queue until it has
-    failed ``retries + 1`` times."""
+    failed ``retries + 1`` times. ``on_start(job)`` runs as a job is handed to the runner."""
     queue, inflight = list(jobs), {}
     while queue or inflight:
         while queue and len(inflight) < runner.slots:
             job = queue.pop(0)
             job.attempts += 1
+            if on_start is not None:
+                on_start(job)
             inflight[runner.submit(job.fn, *job.args)] = job
         if bar is not None:
             bar.running = len(inflight)
@@ -281,8 +284,9 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
             print(f"runner: {run.describe()}; each task on {threads} thread(s)", flush=True)
             blocked: dict[tuple[str, str], str] = {}  # (kind, key) -> why it could not be built
             plan = _artefact_plan(artefacts)
+            in_driver = progress and run.name == "serial"  # a Ray task's bars would go to its worker's log
             jobs = {(kind, key): Job(f"{kind} {cfg.describe()}", build_artefact,
-                                     (c, kind, root, threads, device, tuple(sorted(snaps))))
+                                     (c, kind, root, threads, device, tuple(sorted(snaps)), in_driver))
                     for (kind, key), (c, cfg, snaps, _) in plan.items()}
             by_job = {id(job): ident for ident, job in jobs.items()}
 
@@ -295,7 +299,10 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
                     blocked[blocked_key] = f"{job.label}: {job.error}"
                 tqdm.write(f"[failed] {job.label}: {job.error}")
 
-            _run_jobs(run, list(jobs.values()), grid.retries, built, not_built)
+            def starting(job):  # the first minutes of a sweep are often a pool: say so from its first second
+                tqdm.write(f"[building or opening] {job.label}")
+
+            _run_jobs(run, list(jobs.values()), grid.retries, built, not_built, on_start=starting)
             for c in list(todo):
                 missing = [blocked[(kind, key)] for kind, key, _ in c.artefacts() if (kind, key) in blocked]
                 if missing:
