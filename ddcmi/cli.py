@@ -152,10 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    _sigterm_as_interrupt()
+    from ._startup import INTERRUPTED_AT_START
+    try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        _sigterm_as_interrupt()
+    except KeyboardInterrupt:
+        print(f"\n{INTERRUPTED_AT_START}", file=sys.stderr)
+        return 130
     if args.store:
         from . import store
         store.use(args.store)

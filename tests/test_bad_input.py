@@ -145,3 +145,41 @@ def test_os_errors_become_messages_that_name_the_path_and_the_fix(toy, tmp_path,
     err = capsys.readouterr().err
     assert fragment in err and str(out) in err and "Traceback" not in err
     assert ("--store" in err) or ("--out" in err)
+
+
+_INTERRUPT_WHILE_IMPORTING = """
+import sys
+class Stop:  # Ctrl-C arriving while torch is being imported (the first second or two of a command)
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Stop())
+sys.argv = [{argv0!r}]
+import ddcmi
+"""
+
+
+@pytest.mark.parametrize("argv0, cli", [("/venv/bin/ddcmi", True), ("my_script.py", False)])
+def test_ctrl_c_while_the_command_starts_is_one_line_a_library_import_keeps_python_s_behaviour(argv0, cli):
+    import subprocess
+    import sys
+
+    from ddcmi._startup import INTERRUPTED_AT_START
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_WHILE_IMPORTING.format(argv0=argv0)],
+                          capture_output=True, text=True, timeout=120)
+    if cli:
+        assert proc.returncode == 130 and INTERRUPTED_AT_START in proc.stderr
+        assert "Traceback" not in proc.stderr
+    else:  # a notebook or script that imports ddcmi sees the KeyboardInterrupt itself
+        assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr
+
+
+def test_ctrl_c_while_the_arguments_are_read_is_one_line(monkeypatch, capsys):
+    from ddcmi import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["store"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted while starting" in err and "Traceback" not in err
