@@ -175,8 +175,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ddcmi {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"\nddcmi {args.command}: interrupted. {exc}", file=sys.stderr)
+        print(f"\nddcmi {args.command}: interrupted. {_interrupted_detail(str(exc), args.argv)}", file=sys.stderr)
         return 130
+
+
+def _interrupted_detail(said: str, argv: list[str]) -> str:
+    """What a stage said it kept; a stage that said nothing (loading data, measuring CMI) gets the
+    general rule and the command that continues (never with ``--fresh``, which would start over)."""
+    if said and said != "(SIGTERM)":
+        return said
+    import shlex
+    again = " ".join(shlex.quote(a) for a in ["ddcmi", *argv] if a != "--fresh")
+    return (f"{said + ' ' if said else ''}Everything that had finished is kept (runs, proxy pools, evaluations "
+            f"and cells are written as they finish); to continue, run: {again}")
 
 
 def _method_names() -> str:

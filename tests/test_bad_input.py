@@ -183,3 +183,24 @@ def test_ctrl_c_while_the_arguments_are_read_is_one_line(monkeypatch, capsys):
     assert cli.main(["store"]) == 130
     err = capsys.readouterr().err
     assert "interrupted while starting" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("said", ["", "(SIGTERM)"])
+def test_a_stage_that_says_nothing_when_interrupted_gets_the_rule_and_the_command_that_continues(said, monkeypatch,
+                                                                                                  capsys):
+    from ddcmi import cli
+
+    def stopped(args):
+        raise KeyboardInterrupt(said)
+    monkeypatch.setattr(cli, "cmd_store", stopped)
+    assert cli.main(["store"]) == 130
+    err = capsys.readouterr().err
+    assert "Everything that had finished is kept" in err and "to continue, run: ddcmi store" in err
+    assert said in err
+
+
+def test_the_command_that_continues_never_repeats_fresh():
+    from ddcmi.cli import _interrupted_detail
+    said = _interrupted_detail("", ["distill", "--dataset", "my data", "--fresh", "--ipc", "2"])
+    assert said.endswith("run: ddcmi distill --dataset 'my data' --ipc 2")
+    assert _interrupted_detail("stopped after 3 of 6 iterations", []) == "stopped after 3 of 6 iterations"
