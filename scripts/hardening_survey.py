@@ -97,7 +97,7 @@ def kill_survey(tmp: Path, kills: int, threads: int, methods=METHODS, seed: int 
                 (out / "notes.txt").write_text("the user's own file\n")
                 proc = subprocess.Popen(_distill(method, out, data, threads), env=env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True)
-                time.sleep(rng.uniform(0.35, 0.9) * span)
+                time.sleep(rng.uniform(0.05, 0.9) * span)  # from the imports (first second) to the last iterations
                 killed = proc.poll() is None
                 proc.send_signal(sig)
                 _, err = proc.communicate()
@@ -106,7 +106,8 @@ def kill_survey(tmp: Path, kills: int, threads: int, methods=METHODS, seed: int 
                 same = torch.equal(_payload(out / "synset.pt"), want)
                 missing = [n for n in ("notes.txt", "synset.pt", "config.json", "initial_images.pt") if not (out / n).exists()]
                 lost += len(missing)
-                rows.append((method, sig.name, killed, proc.returncode, same, missing, said if sig != signal.SIGKILL else ""))
+                rows.append((method, sig.name, killed, proc.returncode, same, missing, said if sig != signal.SIGKILL else "",
+                             "Traceback" in err))
     return rows, lost
 
 
@@ -119,7 +120,15 @@ def main() -> int:
     ap.add_argument("--no-bad-input", action="store_true", help="only the kill survey")
     args = ap.parse_args()
     os.environ["DDCMI_OFFLINE"] = "1"
-    lines = []
+    import platform
+
+    import torch
+
+    import ddcmi
+    lines = [f"Survey of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {ddcmi.utils.loaded_commit()}, "
+             f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores), Python {platform.python_version()}, "
+             f"torch {torch.__version__}: `python scripts/hardening_survey.py --kills {args.kills} --threads {args.threads}`", ""]
+    print(lines[0], flush=True)
     with tempfile.TemporaryDirectory(prefix="ddcmi-survey-") as tmp:
         tmp = Path(tmp)
         os.environ["DDCMI_STORE"] = str(tmp / "store")
@@ -129,15 +138,16 @@ def main() -> int:
                   for n, c, t, ch, first in rows]
         good = sum(c == 2 and not t and not ch for _, c, t, ch, _ in rows)
         lines += ["", f"Bad input: {len(rows)} cases, {good} with exit code 2, no traceback and no file changed.", ""]
-        print("\n".join(lines), flush=True)
+        print("\n".join(lines[2:]), flush=True)
         kills, lost = kill_survey(tmp / "kills", args.kills, args.threads, args.methods.split(","))
-        more = ["| method | signal | landed mid-run | exit | resumed to the same bits | files missing | last line printed |",
-                "|---|---|---|---|---|---|---|"]
-        more += [f"| {m} | {s} | {'yes' if k else 'no (had finished)'} | {rc} | {'yes' if same else 'NO'} | "
-                 f"{', '.join(miss) or '-'} | {said.replace('|', '/')[:140]} |" for m, s, k, rc, same, miss, said in kills]
+        more = ["| method | signal | landed mid-run | exit | traceback | resumed to the same bits | files missing | last line printed |",
+                "|---|---|---|---|---|---|---|---|"]
+        more += [f"| {m} | {s} | {'yes' if k else 'no (had finished)'} | {rc} | {'YES' if tb else 'no'} | {'yes' if same else 'NO'} | "
+                 f"{', '.join(miss) or '-'} | {said.replace('|', '/')[:140]} |" for m, s, k, rc, same, miss, said, tb in kills]
         landed = [r for r in kills if r[2]]
         more += ["", f"Kills: {len(kills)} ({len(landed)} landed mid-run), {sum(r[4] for r in landed)} of those "
-                     f"resumed to a bitwise identical synthetic set; files lost: {lost}; {args.threads} thread(s) per process."]
+                     f"resumed to a bitwise identical synthetic set; tracebacks printed: {sum(r[7] for r in kills)}; "
+                     f"files lost: {lost}; {args.threads} thread(s) per process."]
         print("\n".join(more), flush=True)
         lines += more
     if args.out:
