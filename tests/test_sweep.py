@@ -70,8 +70,9 @@ def test_a_serial_sweep_records_cells_resumes_and_feeds_the_main_table(toy, tmp_
     g = toy_grid(toy)
     summary = sweepmod.sweep(g, "serial", progress=False)
     assert summary["finished"] == 4 and summary["failed"] == 0
-    out = capsys.readouterr().out  # the shared pool is announced when its build starts, not only when done
+    out = capsys.readouterr().out  # the shared pool and each cell are announced when they start, not only when done
     assert out.index("[building or opening] pool") < out.index("[built] pool")
+    assert out.index(f"[start] {toy.name} dm ipc1 seed0") < out.index(f"[done] {toy.name} dm ipc1 seed0")
     rows = {r["cell"]: r for r in summary["cells"]}
     assert all(0 <= r["acc_mean"] <= 1 for r in rows.values())
     assert json.loads((tmp_path / "sweeps" / "toy" / "summary.json").read_text())["finished"] == 4

@@ -64,9 +64,10 @@ def build_artefact(cell: Cell, kind: str, store_root: str, threads: int | None, 
 
 
 def execute_cell(cell: Cell, store_root: str, threads: int | None, device: str | None,
-                 cells_dir: str | None = None) -> dict:
+                 cells_dir: str | None = None, progress: bool = False) -> dict:
     """One cell, as a task: ``cells.run_cell`` on the cell's config, its result recorded in the store
-    (and in ``cells_dir``, when the grid keeps its cells beside a report)."""
+    (and in ``cells_dir``, when the grid keeps its cells beside a report). ``progress`` shows the cell's
+    own bars (distillation iterations, evaluation networks: the serial runner, in the driver's terminal)."""
     from ..data import load_dataset
     from ..proxy import ProxyPool
     from ..utils import pick_device
@@ -79,7 +80,7 @@ def execute_cell(cell: Cell, store_root: str, threads: int | None, device: str |
     cfg, dev = cell.config(), pick_device(device)
     ds = load_dataset(cell.dataset, root=cell.data_root)
     pool = ProxyPool.build(cell.pool_config(), ds, dev, progress=False)
-    r = run_cell(cfg, ds, dev, pool, progress=False, wait=True)
+    r = run_cell(cfg, ds, dev, pool, progress=progress, wait=True)
     result = {k: v for k, v in r.items() if k != "synset"}
     result["threads"] = threads
     cell.record(result, cells_dir)
@@ -327,8 +328,8 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
                 bar.step(failed=True)
 
             cells_dir = None if grid.cells_dir is None else str(Path(grid.cells_dir).resolve())
-            _run_jobs(run, [Job(c.name, execute_cell, (c, root, threads, device, cells_dir)) for c in todo], grid.retries,
-                      done, failed, bar)
+            _run_jobs(run, [Job(c.name, execute_cell, (c, root, threads, device, cells_dir, in_driver)) for c in todo],
+                      grid.retries, done, failed, bar, on_start=lambda job: tqdm.write(f"[start] {job.label}"))
     except KeyboardInterrupt:
         kept = sum(r is not None for r in results.values())
         raise KeyboardInterrupt(f"sweep {grid.name} stopped: {kept} of {len(cells)} cells are recorded in the store and "
