@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 def _interrupted_detail(said: str, argv: list[str]) -> str:
     """What a stage said it kept; a stage that said nothing (loading data, measuring CMI) gets the
     general rule and the command that continues (never with ``--fresh``, which would start over)."""
-    if said and said != "(SIGTERM)":
+    if said and said != SIGTERM_SAID:
         return said
     import shlex
     again = " ".join(shlex.quote(a) for a in ["ddcmi", *argv] if a != "--fresh")
@@ -239,6 +239,9 @@ def os_error_message(exc: OSError) -> str:
     return f"{what} at {path}: {fix}.{kept}"
 
 
+SIGTERM_SAID = "(SIGTERM)"  # what a SIGTERM's KeyboardInterrupt carries: not a stage's account of what it kept
+
+
 def _sigterm_as_interrupt() -> None:
     """SIGTERM (a scheduler, `kill`) stops like Ctrl-C: the last checkpoint is kept and the message says so."""
     import signal
@@ -247,7 +250,7 @@ def _sigterm_as_interrupt() -> None:
         return
 
     def handler(signum, frame):
-        raise KeyboardInterrupt("(SIGTERM)")
+        raise KeyboardInterrupt(SIGTERM_SAID)
     signal.signal(signal.SIGTERM, handler)
 
 
