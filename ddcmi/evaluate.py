@@ -50,6 +50,10 @@ class EvalConfig:
     # train the networks together (stacked parameters, one vmapped step for all: the GPU's fast path); the
     # same draws as one after another, equal within float rounding; networks with batch norm train one by one
     stacked: bool = False
+    # bf16 autocast (CPUs with native bf16, GPUs): "test" = the test-set forward passes only, "train+test" =
+    # the networks' training too (parameters and SGD stay fp32). Off by default: fp32 wherever accuracy is in
+    # doubt (docs/performance.md has the measurement)
+    autocast: str = "none"
 
 
 # IDC's evaluation recipe (method.md section 6: batch 64, CutMix, multi-step lr), beside the standard one.
@@ -80,7 +84,7 @@ def recipe_of(config: EvalConfig) -> Recipe:
     """The protocol's training recipe as the shared trainer's :class:`~ddcmi.train.Recipe`."""
     return Recipe(epochs=config.epochs, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                   batch_size=config.batch_size, lr_milestones=tuple(config.lr_milestones), lr_gamma=config.lr_gamma,
-                  cutmix_prob=config.cutmix_prob, dsa=config.dsa)
+                  cutmix_prob=config.cutmix_prob, dsa=config.dsa, bf16=config.autocast == "train+test")
 
 
 def train_on_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
@@ -195,7 +199,7 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
             kept = f"the {len(accs)} network(s) finished before are kept in {checkpoint}" if accs else "nothing was kept"
             raise KeyboardInterrupt(f"evaluation stopped while {config.num_models - len(accs)} networks trained "
                                     f"together; {kept}") from None
-        accs += [accuracy(m, test_set.x, test_set.y) for m in models]
+        accs += [accuracy(m, test_set.x, test_set.y, bf16=config.autocast != "none") for m in models]
     bar = tqdm(range(config.num_models), initial=len(accs), desc=f"evaluate {config.arch}", disable=not progress,
                leave=False)
     for _ in range(len(accs), config.num_models):
@@ -206,7 +210,7 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
             kept = (f"the {len(accs)} finished network(s) are kept in {checkpoint}; the same command continues with "
                     f"the next one" if checkpoint is not None and accs else "nothing was kept")
             raise KeyboardInterrupt(f"evaluation stopped after {len(accs)} of {config.num_models} networks; {kept}") from None
-        accs.append(accuracy(model, test_set.x, test_set.y))
+        accs.append(accuracy(model, test_set.x, test_set.y, bf16=config.autocast != "none"))
         bar.update()
         bar.set_postfix(acc=f"{accs[-1]:.3f}")
         if checkpoint is not None and len(accs) < config.num_models:
@@ -218,4 +222,5 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
     t = torch.tensor(accs, dtype=torch.float64)
     return {"arch": config.arch, "mean": float(t.mean()), "std": float(t.std(unbiased=False)), "accs": accs,
             "num_models": config.num_models, "epochs": config.epochs, "test_images": len(test_set.y),
-            "full_test_set": test_set.full, "lr": config.lr, "zca": config.zca, "seconds": round(before + time.time() - t0, 1)}
+            "full_test_set": test_set.full, "lr": config.lr, "zca": config.zca, "seconds": round(before + time.time() - t0, 1),
+            **({"autocast": config.autocast} if config.autocast != "none" else {})}

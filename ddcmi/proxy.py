@@ -211,9 +211,11 @@ def _train_member(config: PoolConfig, dataset: Dataset, x, y, index: int, device
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500, bf16: bool = False) -> float:
+    """Top-1 accuracy of ``model`` on (x, y); ``bf16``: the forward passes under bf16 autocast."""
     was_training = model.training
     model.eval()
-    correct = sum(int((model(x[s:s + batch]).argmax(1) == y[s:s + batch]).sum()) for s in range(0, len(y), batch))
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        correct = sum(int((model(x[s:s + batch]).argmax(1) == y[s:s + batch]).sum()) for s in range(0, len(y), batch))
     model.train(was_training)
     return correct / len(y)

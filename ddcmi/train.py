@@ -37,6 +37,7 @@ class Recipe:
     lr_gamma: float = 0.1
     cutmix_prob: float = 0.0
     dsa: DSAConfig = field(default_factory=lambda: DSAConfig(strategy="none"))
+    bf16: bool = False  # forward and loss under bf16 autocast (weights, gradients and SGD stay fp32)
 
     def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
@@ -78,20 +79,21 @@ def augment_batch(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator
 
 def sgd_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, generator: torch.Generator,
               dsa: DSA | None = None, cutmix_prob: float = 0.0, on_step: Callable[[], None] | None = None,
-              observe: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> int:
+              observe: Callable[[torch.Tensor, torch.Tensor], None] | None = None, bf16: bool = False) -> int:
     """One optimiser step per batch; returns the number of steps. ``observe(logits, labels)`` sees each
-    batch's (detached) logits before the step (a running training accuracy: IDM's queue)."""
+    batch's (detached) logits before the step (a running training accuracy: IDM's queue). ``bf16``: the
+    forward pass and the loss under bf16 autocast (the parameters and their update stay fp32)."""
     steps = 0
     for xb, yb in batches:
         xb, ya, yc, keep = augment_batch(xb, yb, generator, dsa, cutmix_prob)
-        if keep is not None:
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(xb)
-            loss = keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yc)
-        else:
-            out = model(xb)
-            loss = F.cross_entropy(out, yb)
-            if observe is not None:
-                observe(out.detach(), yb)
+            if keep is not None:
+                loss = keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yc)
+            else:
+                loss = F.cross_entropy(out, yb)
+        if keep is None and observe is not None:
+            observe(out.detach(), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -126,7 +128,7 @@ def train_epochs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recip
             for group in optimizer.param_groups:
                 group["lr"] *= recipe.lr_gamma
         sgd_steps(model, optimizer, epoch_batches(x, y, recipe.batch_size, generator), generator, dsa,
-                  recipe.cutmix_prob, on_step=bar.update)
+                  recipe.cutmix_prob, on_step=bar.update, bf16=recipe.bf16)
         if on_epoch is not None:
             on_epoch(epoch + 1, optimizer)
     bar.close()
@@ -164,8 +166,9 @@ def train_epochs_stacked(models: list[torch.nn.Module], x: torch.Tensor, y: torc
     template = copy.deepcopy(models[0]).to("meta")
 
     def loss_of(p, xb, ya, yc, keep):  # keep = 1 without CutMix: 1 * CE + 0 * CE is CE itself
-        out = functional_call(template, p, (xb,))
-        return keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yc)
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=recipe.bf16):
+            out = functional_call(template, p, (xb,))
+            return keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yc)
 
     step_grads = vmap(grad(loss_of))
     stacks = [params[n] for n in names]

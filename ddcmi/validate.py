@@ -56,6 +56,7 @@ RULES: dict[tuple[str, str], tuple[float, float | None, bool]] = {
 # (dataclass name, field) -> the values a string field may take
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("DistillConfig", "autocast"): ("none", "real", "cmi", "real+cmi"),
+    ("EvalConfig", "autocast"): ("none", "test", "train+test"),
 }
 WIDTH_KEYS = ("net_kwargs", "arch_kwargs")  # {"width": n} must be a positive int
 # annotation -> (what it must be, the check); bool is an int to Python, so it is kept apart

@@ -36,3 +36,25 @@ def test_a_stacked_evaluation_reports_what_the_plain_one_does(toy):
     bn = evaluate_synset(x, y, toy, EvalConfig(arch="convnet3_bn", arch_kwargs={"width": 16}, epochs=2, num_models=2,
                                                stacked=True), seed=1, progress=False)
     assert len(bn["accs"]) == 2  # batch norm: trained one by one, the switch is ignored
+
+
+def test_bf16_evaluation_is_close_to_fp32_and_changes_only_its_part(toy):
+    """eval.autocast: "test" changes only the test-set forward passes (the trained networks are bitwise
+    the fp32 ones), "train+test" trains under bf16 too (fp32 parameters, close to the fp32 ones)."""
+    from ddcmi.proxy import accuracy
+    x, y = _set(toy)
+    cfg = EvalConfig(arch_kwargs={"width": 16}, epochs=4, num_models=1)
+    nets = {mode: train_on_synset(x, y, toy, dataclasses.replace(cfg, autocast=mode), torch.Generator().manual_seed(3),
+                                  torch.device("cpu")) for mode in ("none", "test", "train+test")}
+    flat = {k: torch.cat([p.detach().flatten() for p in m.parameters()]) for k, m in nets.items()}
+    assert torch.equal(flat["none"], flat["test"])  # "test" leaves training alone
+    assert flat["train+test"].dtype == torch.float32 and not torch.equal(flat["none"], flat["train+test"])
+    assert float((flat["none"] - flat["train+test"]).norm() / flat["none"].norm()) < 0.01  # measured about 2e-4
+    tx, ty = toy.normalize(toy.test.images, torch.device("cpu")), toy.test.labels
+    assert accuracy(nets["none"], tx, ty, bf16=True) == pytest.approx(accuracy(nets["none"], tx, ty), abs=0.05)
+    fp32 = evaluate_synset(x, y, toy, cfg, seed=1, progress=False)
+    bf16 = evaluate_synset(x, y, toy, dataclasses.replace(cfg, autocast="train+test"), seed=1, progress=False)
+    assert "autocast" not in fp32 and bf16["autocast"] == "train+test"  # named in the result
+    assert bf16["accs"] == pytest.approx(fp32["accs"], abs=0.1)
+    with pytest.raises(Exception, match="autocast must be one of"):
+        evaluate_synset(x, y, toy, dataclasses.replace(cfg, autocast="fp16"), progress=False)
