@@ -1,12 +1,14 @@
 """Why IDM does or does not beat DM at a budget: quick evaluations of the sets along an IDM run.
 
     python scripts/idm_budget_diagnostic.py --run runs/mnist-idm-ipc10-cpu-s0-<key> [--epochs 100 --models 1]
+                                            [--dm-run runs/mnist-dm-ipc10-cpu-s0-<key>]
 
 Evaluates, with one quick recipe (the run's evaluation config with ``--epochs`` and ``--models``; the
 numbers compare the sets with each other, not with the full protocol), DM's real-image initialisation
 (IPC real images per class, the draws a DM run of the same seed starts from), IDM's initialisation
-(4 x IPC half-resolution real images per class, decoded), and every snapshot the IDM run left. Prints a
-Markdown table: how much of IDM's accuracy its initialisation already gives, and what its iterations add.
+(4 x IPC half-resolution real images per class, decoded), every snapshot the IDM run left and, with
+``--dm-run``, a finished DM run's set. Prints a Markdown table: how much of each method's accuracy its
+initialisation already gives, and what its iterations add.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--models", type=int, default=1)
     ap.add_argument("--every", type=int, default=2, help="evaluate every k-th snapshot (the last always)")
+    ap.add_argument("--dm-run", default=None, help="a finished DM run folder of the same dataset and IPC (synset.pt)")
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args()
     run = Path(args.run)
@@ -41,6 +44,10 @@ def main() -> int:
     dm_cfg = ddcmi.make_config(cfg.profile, cfg.dataset, "dm", cfg.ipc, cfg.seed)
     dm_init = METHODS.get("dm")(dm_cfg, ds, sampler, torch.device("cpu")).initial(cfg.ipc, Draws(cfg.seed, 0))
     rows = [("DM initialisation (real images)", *dm_init)]
+    if args.dm_run:
+        from ddcmi.synset import SyntheticSet
+        dm_set = SyntheticSet.load(Path(args.dm_run) / "synset.pt", expect_dataset=cfg.dataset)
+        rows.append((f"DM final set ({Path(args.dm_run).name})", dm_set.images, dm_set.labels))
     snaps = snapshots(run)
     history = json.loads((run / "history.json").read_text())["steps"]
     y = torch.arange(ds.num_classes).repeat_interleave(4 * cfg.ipc)  # the decoded labels, class by class
