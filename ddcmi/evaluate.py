@@ -181,6 +181,7 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
                           f"evaluation config has zca={config.zca}")
     test_set = test_set or TestSet(dataset, device, config.test_limit, zca=config.zca)
     g = torch.Generator().manual_seed(seed)
+    test_bf16 = config.autocast != "none"  # "test" and "train+test" both test under bf16
     accs, t0, before = [], time.time(), 0.0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists():
@@ -199,7 +200,7 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
             kept = f"the {len(accs)} network(s) finished before are kept in {checkpoint}" if accs else "nothing was kept"
             raise KeyboardInterrupt(f"evaluation stopped while {config.num_models - len(accs)} networks trained "
                                     f"together; {kept}") from None
-        accs += [accuracy(m, test_set.x, test_set.y, bf16=config.autocast != "none") for m in models]
+        accs += [accuracy(m, test_set.x, test_set.y, bf16=test_bf16) for m in models]
     bar = tqdm(range(config.num_models), initial=len(accs), desc=f"evaluate {config.arch}", disable=not progress,
                leave=False)
     for _ in range(len(accs), config.num_models):
@@ -210,7 +211,7 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
             kept = (f"the {len(accs)} finished network(s) are kept in {checkpoint}; the same command continues with "
                     f"the next one" if checkpoint is not None and accs else "nothing was kept")
             raise KeyboardInterrupt(f"evaluation stopped after {len(accs)} of {config.num_models} networks; {kept}") from None
-        accs.append(accuracy(model, test_set.x, test_set.y, bf16=config.autocast != "none"))
+        accs.append(accuracy(model, test_set.x, test_set.y, bf16=test_bf16))
         bar.update()
         bar.set_postfix(acc=f"{accs[-1]:.3f}")
         if checkpoint is not None and len(accs) < config.num_models:

@@ -19,7 +19,7 @@ from .models import DDNet, create_model, init_weights_
 from .train import Recipe, build_missing, resumable_training
 from . import store
 from .keys import config_key, same_config
-from .utils import atomic_torch_save, atomic_write_json, load_artefact, provenance, slug
+from .utils import atomic_torch_save, atomic_write_json, bf16_autocast, load_artefact, provenance, slug
 
 FORMAT = "ddcmi-proxy-v1"
 PARTIAL_FORMAT = "ddcmi-proxy-partial-v1"  # a member in training, after some epochs
@@ -215,7 +215,7 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
     """Top-1 accuracy of ``model`` on (x, y); ``bf16``: the forward passes under bf16 autocast."""
     was_training = model.training
     model.eval()
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with bf16_autocast(x.device, bf16):
         correct = sum(int((model(x[s:s + batch]).argmax(1) == y[s:s + batch]).sum()) for s in range(0, len(y), batch))
     model.train(was_training)
     return correct / len(y)

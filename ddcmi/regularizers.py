@@ -13,6 +13,7 @@ import torch
 
 from .cmi import SPACES, empirical_cmi, proxy_probabilities
 from .errors import ConfigError
+from .utils import bf16_autocast
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import RealSampler
@@ -43,11 +44,6 @@ class CMIConfig:
             raise ConfigError(f"CMI interval must be >= 1, got {self.interval}")
         if self.weight < 0:
             raise ConfigError(f"CMI weight (lambda) must be >= 0, got {self.weight}")
-
-
-def bf16_autocast(device: torch.device, enabled: bool):
-    """``torch.autocast`` to bfloat16 on ``device``'s type when ``enabled`` (a no-op context otherwise)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 class CMIRegularizer:

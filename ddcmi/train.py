@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .augment import DSA, DSAConfig
+from .utils import bf16_autocast
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def sgd_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches:
     steps = 0
     for xb, yb in batches:
         xb, ya, yc, keep = augment_batch(xb, yb, generator, dsa, cutmix_prob)
-        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with bf16_autocast(xb.device, bf16):
             out = model(xb)
             if keep is not None:
                 loss = keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yc)
@@ -166,7 +167,7 @@ def train_epochs_stacked(models: list[torch.nn.Module], x: torch.Tensor, y: torc
     template = copy.deepcopy(models[0]).to("meta")
 
     def loss_of(p, xb, ya, yc, keep):  # keep = 1 without CutMix: 1 * CE + 0 * CE is CE itself
-        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=recipe.bf16):
+        with bf16_autocast(xb.device, recipe.bf16):
             out = functional_call(template, p, (xb,))
             return keep * F.cross_entropy(out, ya) + (1 - keep) * F.cross_entropy(out, yc)
 

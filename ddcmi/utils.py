@@ -221,3 +221,8 @@ class SavedTensorMeter:
 class _Saved:
     def __init__(self, tensor: torch.Tensor):
         self.tensor = tensor
+
+
+def bf16_autocast(device: torch.device, enabled: bool):
+    """``torch.autocast`` to bfloat16 on ``device``'s type when ``enabled`` (a no-op context otherwise)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)

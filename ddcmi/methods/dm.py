@@ -6,7 +6,7 @@ import torch
 
 from ..augment import DSA
 from ..models import create_model, init_weights_
-from ..regularizers import bf16_autocast
+from ..utils import bf16_autocast
 from . import register
 from .base import MatchingMethod
 
