@@ -147,9 +147,14 @@ def save_synset_grid(synset, path: str | Path, title: str | None = None, max_per
     return path
 
 
+def _short_number(v: float) -> str:
+    """0.2, 5, 2000 as written; 2e-4 and 5e5 in exponent form (what fits under a tick)."""
+    return f"{v:g}" if 0.01 <= abs(v) < 1e5 else f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")
+
+
 def log_axis(ax, axis: str = "x") -> None:
     """Put ``axis`` of ``ax`` on a log scale labelled 1-2-5 (decades only past 2.5 decades), in a short
-    form (2e-4): matplotlib's default labels every minor tick of a range near one decade, and the
+    form (2e-4, 0.5, 200): matplotlib's default labels every minor tick of a range near one decade, and the
     labels then overlap. Call it after plotting, so the data's range is known."""
     import math
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -159,5 +164,5 @@ def log_axis(ax, axis: str = "x") -> None:
     subs = (1.0, 2.0, 5.0) if math.log10(hi / lo) <= 2.5 else (1.0,)
     a = getattr(ax, f"{axis}axis")
     a.set_major_locator(LogLocator(subs=subs))
-    a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")))
+    a.set_major_formatter(FuncFormatter(lambda v, _: _short_number(v)))
     a.set_minor_formatter(NullFormatter())

@@ -99,7 +99,7 @@ for ax, axis in zip(panels[0], axes):
         ax.annotate(f"{p['value']:g}{mark}", (x, 100 * p["gain"]["mean"]), fontsize=7, xytext=(4, 4),
                     textcoords="offset points")
     ax.axhline(0, color="0.5", lw=0.8, ls="--")
-    if axis in (LAMBDA, "real_per_class") and len(pts) > 1:
+    if axis in (LAMBDA, "iterations", "real_per_class") and len(pts) > 1:
         log_axis(ax, "x")  # 1-2-5 labels: matplotlib's own overlap on a decade-wide range
     ax.set_xlabel(f"proxies' test accuracy (%), labelled by {names[axis]}" if by_pool else names.get(axis, axis),
                   fontsize=8)

@@ -70,6 +70,11 @@ def test_log_axis_labels_a_short_range_without_crowding():
     labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
     assert ax.get_xscale() == "log" and labels == ["5e-4", "1e-3", "2e-3"]  # 1-2-5 inside the data's range
     assert not [t.get_text() for t in ax.xaxis.get_minorticklabels() if t.get_text()]
+    ax.set_xlim(150, 2500)  # a study's iterations axis: plain numbers where they are short
+    log_axis(ax, "x")
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels() if t.get_text() and 150 <= t.get_position()[0] <= 2500] == \
+        ["200", "500", "1000", "2000"]
     plt.close(fig)
 
 
