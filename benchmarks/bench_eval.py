@@ -57,7 +57,7 @@ def main():
             cfg = dataclasses.replace(base, autocast=mode)
             box = {}
             train_s = _timed(lambda: box.update(m=train_on_synset(images, labels, ds, cfg, torch.Generator().manual_seed(r), device)), device)
-            test_s = _timed(lambda: accuracy(box["m"], test.x, test.y, bf16=mode != "none"), device)
+            test_s = _timed(lambda: accuracy(box["m"], test.x, test.y, bf16=cfg.bf16_test), device)
             times[mode][0].append(train_s / args.epochs)
             times[mode][1].append(test_s)
         for mode in stacked:

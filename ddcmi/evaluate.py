@@ -55,6 +55,16 @@ class EvalConfig:
     # doubt (docs/performance.md has the measurement)
     autocast: str = "none"
 
+    @property
+    def bf16_train(self) -> bool:
+        """Whether the networks train under bf16 autocast (``autocast="train+test"``)."""
+        return self.autocast == "train+test"
+
+    @property
+    def bf16_test(self) -> bool:
+        """Whether the test-set forward passes run under bf16 autocast ("test" and "train+test" both)."""
+        return self.autocast != "none"
+
 
 # IDC's evaluation recipe (method.md section 6: batch 64, CutMix, multi-step lr), beside the standard one.
 IDC_RECIPE = {"batch_size": 64, "cutmix_prob": 0.5, "lr_milestones": (2 / 3, 5 / 6), "lr_gamma": 0.2}
@@ -84,7 +94,7 @@ def recipe_of(config: EvalConfig) -> Recipe:
     """The protocol's training recipe as the shared trainer's :class:`~ddcmi.train.Recipe`."""
     return Recipe(epochs=config.epochs, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                   batch_size=config.batch_size, lr_milestones=tuple(config.lr_milestones), lr_gamma=config.lr_gamma,
-                  cutmix_prob=config.cutmix_prob, dsa=config.dsa, bf16=config.autocast == "train+test")
+                  cutmix_prob=config.cutmix_prob, dsa=config.dsa, bf16=config.bf16_train)
 
 
 def train_on_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
@@ -181,7 +191,6 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
                           f"evaluation config has zca={config.zca}")
     test_set = test_set or TestSet(dataset, device, config.test_limit, zca=config.zca)
     g = torch.Generator().manual_seed(seed)
-    test_bf16 = config.autocast != "none"  # "test" and "train+test" both test under bf16
     accs, t0, before = [], time.time(), 0.0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists():
@@ -200,7 +209,7 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
             kept = f"the {len(accs)} network(s) finished before are kept in {checkpoint}" if accs else "nothing was kept"
             raise KeyboardInterrupt(f"evaluation stopped while {config.num_models - len(accs)} networks trained "
                                     f"together; {kept}") from None
-        accs += [accuracy(m, test_set.x, test_set.y, bf16=test_bf16) for m in models]
+        accs += [accuracy(m, test_set.x, test_set.y, bf16=config.bf16_test) for m in models]
     bar = tqdm(range(config.num_models), initial=len(accs), desc=f"evaluate {config.arch}", disable=not progress,
                leave=False)
     for _ in range(len(accs), config.num_models):
@@ -211,7 +220,7 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
             kept = (f"the {len(accs)} finished network(s) are kept in {checkpoint}; the same command continues with "
                     f"the next one" if checkpoint is not None and accs else "nothing was kept")
             raise KeyboardInterrupt(f"evaluation stopped after {len(accs)} of {config.num_models} networks; {kept}") from None
-        accs.append(accuracy(model, test_set.x, test_set.y, bf16=test_bf16))
+        accs.append(accuracy(model, test_set.x, test_set.y, bf16=config.bf16_test))
         bar.update()
         bar.set_postfix(acc=f"{accs[-1]:.3f}")
         if checkpoint is not None and len(accs) < config.num_models:

@@ -48,6 +48,9 @@ def test_bf16_evaluation_is_close_to_fp32_and_changes_only_its_part(toy):
                                   torch.device("cpu")) for mode in ("none", "test", "train+test")}
     flat = {k: torch.cat([p.detach().flatten() for p in m.parameters()]) for k, m in nets.items()}
     assert torch.equal(flat["none"], flat["test"])  # "test" leaves training alone
+    parts = {m: (dataclasses.replace(cfg, autocast=m).bf16_train, dataclasses.replace(cfg, autocast=m).bf16_test)
+             for m in ("none", "test", "train+test")}
+    assert parts == {"none": (False, False), "test": (False, True), "train+test": (True, True)}
     assert flat["train+test"].dtype == torch.float32 and not torch.equal(flat["none"], flat["train+test"])
     assert float((flat["none"] - flat["train+test"]).norm() / flat["none"].norm()) < 0.01  # measured about 2e-4
     tx, ty = toy.normalize(toy.test.images, torch.device("cpu")), toy.test.labels
