@@ -77,6 +77,11 @@ def test_a_serial_sweep_records_cells_resumes_and_feeds_the_main_table(toy, tmp_
     assert all(0 <= r["acc_mean"] <= 1 for r in rows.values())
     assert json.loads((tmp_path / "sweeps" / "toy" / "summary.json").read_text())["finished"] == 4
     assert "| finished |" in (tmp_path / "sweeps" / "toy" / "table.md").read_text()
+    # a +CMI cell carries its paired gain over the base cell of the same dataset, IPC and seed
+    from ddcmi.experiments.study import paired_gain
+    base, cmi = rows[f"{toy.name} dm ipc2 seed0"], rows[f"{toy.name} dm+cmi ipc2 seed0"]
+    assert "gain" not in base and cmi["gain_vs"] == base["cell"]
+    assert cmi["gain"] == paired_gain(base["accs"], cmi["accs"])
     # nothing is computed again: a second sweep finds every cell in the store
     monkeypatch.setattr(Distiller, "_step", lambda *a, **k: pytest.fail("recomputed"))
     capsys.readouterr()
@@ -177,3 +182,16 @@ def test_ray_retries_a_failing_cell_and_reports_it(toy, tmp_path, ray_installed)
     assert "[retry 1/1]" in r.stdout and "after 2 attempt(s)" in r.stdout and "NonFiniteLossError" in r.stderr
     summary = json.loads((tmp_path / "store" / "sweeps" / "rayfail" / "summary.json").read_text())
     assert summary["finished"] == 1 and summary["failed"] == 1
+
+
+def test_gains_over_seeds_average_the_per_seed_gains_with_their_spread():
+    row = lambda seed, gain, weight=None, method="dm+cmi": {"method": method, "dataset": "d", "ipc": 10, "seed": seed,
+                                                            "weight": weight, "variant": [], "gain": {"mean": gain}}
+    rows = [row(0, 0.010), row(1, 0.020), row(2, 0.030), row(0, 0.05, weight=2.0),  # one seed: no group
+            {"method": "dm", "dataset": "d", "ipc": 10, "seed": 0, "weight": None, "variant": []}]
+    (g,) = sweepmod.gains_over_seeds(rows)
+    assert g["seeds"] == [0, 1, 2] and g["per_seed"] == [0.010, 0.020, 0.030]
+    assert g["mean"] == pytest.approx(0.02) and g["se"] == pytest.approx(0.01 / 3 ** 0.5)
+    table = sweepmod._table({"grid": {"name": "g", "profile": "cpu"}, "runner": "serial", "cells": [],
+                             "gains_over_seeds": [g], "provenance": {"git_commit": "x", "device": "cpu"}, "seconds": 1})
+    assert "| dm+cmi | d | 10 | profile | - | 0, 1, 2 | +1.00 / +2.00 / +3.00 | +2.00 +- 0.58 |" in table

@@ -16,6 +16,7 @@ installed; the README shows how.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 import traceback
@@ -365,34 +366,99 @@ def _artefact_plan(artefacts: dict) -> dict:
     return plan
 
 
+def _base_cell(cell: Cell, cells) -> Cell | None:
+    """The base-method cell of the grid that a +CMI ``cell`` is compared with: same dataset, IPC, seed and
+    overrides (so the same evaluation networks), the base method, no lambda."""
+    if "+" not in cell.method:
+        return None
+    want = dataclasses.replace(cell, method=cell.method.split("+")[0], weight=None)
+    return next((c for c in cells if c == want), None)
+
+
+def paired_gains(cells, results: dict) -> dict:
+    """+CMI cell -> (its base cell, :func:`~ddcmi.experiments.study.paired_gain` of its accuracies over the
+    base's), for every finished +CMI cell whose finished base cell is in the grid with as many networks."""
+    from .study import paired_gain
+    out = {}
+    for c in cells:
+        b = _base_cell(c, cells)
+        if b is None or results.get(c) is None or results.get(b) is None:
+            continue
+        base, cmi = results[b]["accuracy"]["accs"], results[c]["accuracy"]["accs"]
+        if len(base) == len(cmi):
+            out[c] = (b, paired_gain(base, cmi))
+    return out
+
+
+def gains_over_seeds(rows: list[dict]) -> list[dict]:
+    """Summary rows' paired gains grouped over seeds (same method, dataset, IPC, lambda and variant): the
+    mean of the per-seed gains, with the standard error across seeds, which includes the distillation
+    seed's own spread (the per-seed error bars cover only the evaluation networks'). Groups of 2+ seeds."""
+    groups = {}
+    for r in rows:
+        if r.get("gain") is not None:
+            key = (r["method"], r["dataset"], r["ipc"], r["weight"], tuple(r.get("variant") or ()))
+            groups.setdefault(key, []).append((r["seed"], r["gain"]["mean"]))
+    out = []
+    for (method, dataset, ipc, weight, variant), seeds in groups.items():
+        if len(seeds) < 2:
+            continue
+        g = [m for _, m in seeds]
+        mean = sum(g) / len(g)
+        se = math.sqrt(sum((x - mean) ** 2 for x in g) / (len(g) - 1) / len(g))
+        out.append({"method": method, "dataset": dataset, "ipc": ipc, "weight": weight, "variant": list(variant),
+                    "seeds": [s for s, _ in seeds], "per_seed": g, "mean": mean, "se": se})
+    return out
+
+
 def _summary(grid: Grid, cells, results, failures, runner, t0) -> dict:
-    rows = []
+    rows, gains = [], paired_gains(cells, results)
     for c in cells:
         r = results.get(c)
-        row = {"cell": c.name, **{k: getattr(c, k) for k in ("method", "dataset", "ipc", "seed", "weight")}}
+        row = {"cell": c.name, **{k: getattr(c, k) for k in ("method", "dataset", "ipc", "seed", "weight")},
+               "variant": list(c.variant)}
         if r is not None:
             row.update(status="finished", acc_mean=r["accuracy"]["mean"], acc_std=r["accuracy"]["std"],
-                       cmi_feature=r["cmi_feature"]["mean"], cmi_logit=r["cmi_logit"]["mean"], run_dir=r["run_dir"],
-                       commit=r["provenance"]["git_commit"])
+                       accs=r["accuracy"]["accs"], cmi_feature=r["cmi_feature"]["mean"], cmi_logit=r["cmi_logit"]["mean"],
+                       run_dir=r["run_dir"], commit=r["provenance"]["git_commit"])
+            if c in gains:
+                row.update(gain_vs=gains[c][0].name, gain=gains[c][1])
         else:
             row.update(status="failed", error=failures.get(c, "not run"))
         rows.append(row)
-    return {"grid": dataclasses.asdict(grid), "runner": runner, "cells": rows,
+    return {"grid": dataclasses.asdict(grid), "runner": runner, "cells": rows, "gains_over_seeds": gains_over_seeds(rows),
             "finished": sum(r["status"] == "finished" for r in rows), "failed": len(failures),
             "seconds": round(time.time() - t0, 1), "provenance": provenance(pick_device(None))}
 
 
 def _table(summary: dict) -> str:
     lines = [f"# Sweep `{summary['grid']['name']}` (profile `{summary['grid']['profile']}`, runner {summary['runner']})", "",
-             "| cell | status | accuracy % | feature CMI | logit CMI |", "|---|---|---|---|---|"]
+             "| cell | status | accuracy % | CMI's gain (paired, points) | feature CMI | logit CMI |",
+             "|---|---|---|---|---|---|"]
     for r in summary["cells"]:
         if r["status"] == "finished":
-            lines.append(f"| {r['cell']} | finished | {100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f} | "
+            gain = "" if r.get("gain") is None else _points(r["gain"]["mean"], r["gain"]["se"])
+            lines.append(f"| {r['cell']} | finished | {100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f} | {gain} | "
                          f"{r['cmi_feature']:.4g} | {r['cmi_logit']:.4g} |")
         else:
-            lines.append(f"| {r['cell']} | failed: {r['error'][:120]} | | | |")
+            lines.append(f"| {r['cell']} | failed: {r['error'][:120]} | | | | |")
+    notes = ["", "CMI's gain: accuracy of the +CMI set minus its base set's (same dataset, IPC, seed and overrides), "
+             "network by network (the same initialisations and draws), +- the standard error over the networks."]
+    if summary.get("gains_over_seeds"):
+        notes += ["", "Over distillation seeds (mean of the per-seed gains +- their standard error across seeds):", "",
+                  "| method | dataset | ipc | lambda | variant | seeds | gain per seed | mean gain |", "|---|---|---|---|---|---|---|---|"]
+        for g in summary["gains_over_seeds"]:
+            lam = "profile" if g["weight"] is None else f"{g['weight']:g}"
+            per_seed = " / ".join(f"{100 * x:+.2f}" for x in g["per_seed"])
+            notes.append(f"| {g['method']} | {g['dataset']} | {g['ipc']} | {lam} | {', '.join(g['variant']) or '-'} | "
+                         f"{', '.join(map(str, g['seeds']))} | {per_seed} | {_points(g['mean'], g['se'])} |")
     p = summary["provenance"]
-    return "\n".join(lines + ["", f"Commit {p['git_commit']}, {p['device']}, {summary['seconds']} s.", ""])
+    return "\n".join(lines + notes + ["", f"Commit {p['git_commit']}, {p['device']}, {summary['seconds']} s.", ""])
+
+
+def _points(mean: float, se: float | None) -> str:
+    """A gain in accuracy (a fraction) as signed points with its standard error."""
+    return f"{100 * mean:+.2f}" + ("" if se is None else f" +- {100 * se:.2f}")
 
 
 def sweep_dir(name: str) -> Path:
