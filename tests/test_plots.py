@@ -55,6 +55,15 @@ def test_report_index_lists_every_report_and_names_cells_run_elsewhere(tmp_path)
     assert "toy CMI 0.25 -> 0.07 (lambda 1); dm CMI feat 0.004; dm+cmi CMI feat 0.0006" in rows[2]
     assert "(earlier runs of this report: 60.0 min)" in rows[2] and "earlier runs" not in rows[0]
     assert "except" not in rows[0] and "(except mnist/ipc10 on NVIDIA H200)" in rows[1]
+    assert "## Sweep reports" not in index
+    # a folder made by `ddcmi sweep` (a grid and its notes, no metrics.json) gets a row of its own
+    (tmp_path / "cpu" / "seeds").mkdir()
+    (tmp_path / "cpu" / "seeds" / "grid.yaml").write_text("name: s\nprofile: cpu\nmethods: [dm]\n")
+    (tmp_path / "cpu" / "seeds" / "NOTES.md").write_text("# Three seeds (2026-12-06)\n\nbody\n")
+    (tmp_path / "cpu" / "a" / "grid.yaml").write_text("name: a\n")  # beside a metrics.json: not a sweep report
+    index = write_index(tmp_path).read_text()
+    assert "| [cpu/seeds](cpu/seeds/) | cpu | Three seeds (2026-12-06) |" in index
+    assert "| [cpu/a](cpu/a/) | cpu |  |" not in index and index.count("[cpu/a]") == 1
 
 
 def test_log_axis_labels_a_short_range_without_crowding():
