@@ -86,13 +86,14 @@ def _sweep_reports(root: Path) -> list[str]:
     for folder in sorted({p.parent for p in root.glob("**/grid*.yaml")}):
         if (folder / "metrics.json").exists():
             continue
-        grid = next(iter(sorted(folder.glob("grid*.yaml"))))
+        grid = sorted(folder.glob("grid*.yaml"))[0]
         try:
             profile = (yaml.safe_load(grid.read_text()) or {}).get("profile", "?")
         except (OSError, yaml.YAMLError):
             profile = "?"
         notes = folder / "NOTES.md"
-        title = notes.read_text().splitlines()[0].lstrip("# ").strip() if notes.exists() and notes.read_text() else ""
+        lines = notes.read_text().splitlines() if notes.exists() else []
+        title = lines[0].lstrip("# ").strip() if lines else ""
         rel = folder.relative_to(root)
         rows.append(f"| [{rel.as_posix()}]({rel.as_posix()}/) | {profile} | {title} |")
     return rows

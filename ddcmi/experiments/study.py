@@ -77,15 +77,19 @@ def point_cells(grid: Grid, axis: str, value, seed: int) -> tuple[Cell, Cell]:
     return Cell(method=method, overrides=extra, **common), Cell(method=cmi, weight=weight, overrides=extra, **common)
 
 
+def mean_and_se(values: list[float]) -> dict:
+    """Mean of ``values`` and its standard error (None for a single value: no error bar)."""
+    n = len(values)
+    mean = sum(values) / n
+    se = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1) / n) if n > 1 else None
+    return {"mean": mean, "se": se, "n": n}
+
+
 def paired_gain(base_accs: list[float], cmi_accs: list[float]) -> dict:
     """Mean and standard error of acc(+CMI) - acc(base) over paired evaluation networks."""
     if len(base_accs) != len(cmi_accs) or not base_accs:
         raise ValueError(f"paired accuracies need the same number of networks, got {len(base_accs)} and {len(cmi_accs)}")
-    d = [c - b for b, c in zip(base_accs, cmi_accs)]
-    n = len(d)
-    mean = sum(d) / n
-    se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n) if n > 1 else None  # one network: no error bar
-    return {"mean": mean, "se": se, "n": n}
+    return mean_and_se([c - b for b, c in zip(base_accs, cmi_accs)])
 
 
 def pool_accuracy(cell: Cell, result: dict | None = None) -> float | None:

@@ -16,7 +16,6 @@ installed; the README shows how.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 import traceback
@@ -372,16 +371,16 @@ def _base_cell(cell: Cell, cells) -> Cell | None:
     if "+" not in cell.method:
         return None
     want = dataclasses.replace(cell, method=cell.method.split("+")[0], weight=None)
-    return next((c for c in cells if c == want), None)
+    return want if want in cells else None
 
 
 def paired_gains(cells, results: dict) -> dict:
     """+CMI cell -> (its base cell, :func:`~ddcmi.experiments.study.paired_gain` of its accuracies over the
     base's), for every finished +CMI cell whose finished base cell is in the grid with as many networks."""
     from .study import paired_gain
-    out = {}
+    out, present = {}, set(cells)
     for c in cells:
-        b = _base_cell(c, cells)
+        b = _base_cell(c, present)
         if b is None or results.get(c) is None or results.get(b) is None:
             continue
         base, cmi = results[b]["accuracy"]["accs"], results[c]["accuracy"]["accs"]
@@ -394,6 +393,7 @@ def gains_over_seeds(rows: list[dict]) -> list[dict]:
     """Summary rows' paired gains grouped over seeds (same method, dataset, IPC, lambda and variant): the
     mean of the per-seed gains, with the standard error across seeds, which includes the distillation
     seed's own spread (the per-seed error bars cover only the evaluation networks'). Groups of 2+ seeds."""
+    from .study import mean_and_se
     groups = {}
     for r in rows:
         if r.get("gain") is not None:
@@ -404,10 +404,9 @@ def gains_over_seeds(rows: list[dict]) -> list[dict]:
         if len(seeds) < 2:
             continue
         g = [m for _, m in seeds]
-        mean = sum(g) / len(g)
-        se = math.sqrt(sum((x - mean) ** 2 for x in g) / (len(g) - 1) / len(g))
+        spread = mean_and_se(g)
         out.append({"method": method, "dataset": dataset, "ipc": ipc, "weight": weight, "variant": list(variant),
-                    "seeds": [s for s, _ in seeds], "per_seed": g, "mean": mean, "se": se})
+                    "seeds": [s for s, _ in seeds], "per_seed": g, "mean": spread["mean"], "se": spread["se"]})
     return out
 
 
