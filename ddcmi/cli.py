@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     p.add_argument("--device", default=None, help="device of every cell (default: CUDA when present)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and what the store holds; run nothing")
+    p.add_argument("--table", action="store_true",
+                   help="write the summary and table of the cells already recorded (the rest marked not run); run nothing")
     p.add_argument("--cells", default=None, metavar="DIR",
                    help="a folder of kept cell records (beside a report, committed with it): cells recorded there are "
                         "not run again, finished cells are recorded there too (default: the grid's cells_dir; "
@@ -493,7 +495,7 @@ def cmd_sweep(args) -> int:
         import dataclasses
         grid = dataclasses.replace(grid, cells_dir=args.cells)
     summary = sweep(grid, args.runner, args.address, args.device, progress=not args.quiet, num_cpus=args.cpus,
-                    dry_run=args.dry_run)
+                    dry_run=args.dry_run, table_only=args.table)
     if summary.get("failed"):
         for row in summary["cells"]:
             if row["status"] == "failed":

@@ -116,6 +116,30 @@ def test_a_failing_cell_is_retried_then_the_flaky_one_succeeds(toy, tmp_path, mo
     assert "[retry 1/2]" in out and "after 3 attempt(s)" in out and "(attempt 2)" in out
 
 
+def test_a_stopped_sweep_writes_the_table_of_what_finished_and_table_only_runs_nothing(toy, tmp_path, monkeypatch):
+    monkeypatch.setenv("DDCMI_STORE", str(tmp_path))
+    real = sweepmod.execute_cell
+
+    def interrupted(cell, *args):  # Ctrl-C while the second cell runs
+        if cell.method == "dm+cmi":
+            raise KeyboardInterrupt
+        return real(cell, *args)
+
+    monkeypatch.setattr(sweepmod, "execute_cell", interrupted)
+    g = toy_grid(toy, ipcs=[2])
+    with pytest.raises(KeyboardInterrupt, match="1 of 2 cells are recorded.*their table is in"):
+        sweepmod.sweep(g, "serial", progress=False)
+    summary = json.loads((tmp_path / "sweeps" / "toy" / "summary.json").read_text())
+    assert summary["stopped"] is True and summary["finished"] == 1 and summary["failed"] == 0
+    assert [r["status"] for r in summary["cells"]] == ["finished", "not run"]
+    table = (tmp_path / "sweeps" / "toy" / "table.md").read_text()
+    assert "| finished |" in table and "not run yet" in table and "failed" not in table
+    # --table: the same summary from the store, nothing run
+    monkeypatch.setattr(sweepmod, "execute_cell", lambda *a, **k: pytest.fail("ran a cell"))
+    again = sweepmod.sweep(g, "serial", progress=False, table_only=True)
+    assert again["stopped"] is False and [r["status"] for r in again["cells"]] == ["finished", "not run"]
+
+
 def test_the_ray_runner_without_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ddcmi.ConfigError, match=r"ddcmi\[ray\]"):

@@ -253,9 +253,11 @@ class _Bar:
 
 
 def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device: str | None = None,
-          progress: bool = True, num_cpus: int | None = None, dry_run: bool = False) -> dict:
+          progress: bool = True, num_cpus: int | None = None, dry_run: bool = False, table_only: bool = False) -> dict:
     """Run every cell of ``grid`` that the store does not hold yet; returns the summary (also written to
-    ``<store>/sweeps/<name>/summary.json`` with ``table.md``). ``num_cpus`` bounds a local Ray."""
+    ``<store>/sweeps/<name>/summary.json`` with ``table.md``). ``num_cpus`` bounds a local Ray. ``table_only``
+    runs nothing and writes the summary of the cells already recorded (the others marked "not run"); a
+    sweep stopped by Ctrl-C writes that partial summary too."""
     t0 = time.time()
     cells = grid.cells()  # every config validated before anything starts
     root = str(store.root())
@@ -278,6 +280,8 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
             print(f"  {'done' if results[c] is not None else 'todo'}  {c.name}")
         return {"grid": grid.name, "cells": len(cells), "todo": len(todo), "dry_run": True}
     failures: dict[Cell, str] = {}
+    if table_only:
+        return _write_summary(grid, cells, results, failures, runner, t0)
     run = make_runner(runner, grid.resources, address, num_cpus) if todo else None
     threads, bar = grid.resources.cpus, None
     try:
@@ -331,20 +335,30 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
             _run_jobs(run, [Job(c.name, execute_cell, (c, root, threads, device, cells_dir, in_driver)) for c in todo],
                       grid.retries, done, failed, bar, on_start=lambda job: tqdm.write(f"[start] {job.label}"))
     except KeyboardInterrupt:
-        kept = sum(r is not None for r in results.values())
-        raise KeyboardInterrupt(f"sweep {grid.name} stopped: {kept} of {len(cells)} cells are recorded in the store and "
-                                f"unfinished runs kept their last checkpoint; the same command resumes") from None
+        if bar is not None:
+            bar.close()
+            bar = None
+        summary = _write_summary(grid, cells, results, failures, runner, t0, stopped=True)
+        raise KeyboardInterrupt(f"sweep {grid.name} stopped: {summary['finished']} of {len(cells)} cells are recorded in "
+                                f"the store, their table is in {sweep_dir(grid.name)}, and unfinished runs kept their "
+                                f"last checkpoint; the same command resumes") from None
     finally:
         if bar is not None:
             bar.close()
         if run is not None:
             run.close()
+    return _write_summary(grid, cells, results, failures, runner, t0)
+
+
+def _write_summary(grid: Grid, cells, results, failures, runner, t0, stopped: bool = False) -> dict:
+    """Write ``summary.json`` and ``table.md`` of the cells recorded so far into the sweep's folder."""
     summary = _summary(grid, cells, results, failures, runner, t0)
+    summary["stopped"] = stopped
     out = sweep_dir(grid.name)
     atomic_write_json(summary, out / "summary.json")
     atomic_write_text(_table(summary), out / "table.md")
-    print(f"sweep {grid.name}: {summary['finished']} of {len(cells)} cells finished, {len(failures)} failed "
-          f"({summary['seconds']} s); summary in {out}", flush=True)
+    print(f"sweep {grid.name}: {summary['finished']} of {len(cells)} cells finished, {len(failures)} failed"
+          f"{' (stopped)' if stopped else ''} ({summary['seconds']} s); summary in {out}", flush=True)
     return summary
 
 
@@ -422,8 +436,10 @@ def _summary(grid: Grid, cells, results, failures, runner, t0) -> dict:
                        run_dir=r["run_dir"], commit=r["provenance"]["git_commit"])
             if c in gains:
                 row.update(gain_vs=gains[c][0].name, gain=gains[c][1])
-        else:
-            row.update(status="failed", error=failures.get(c, "not run"))
+        elif c in failures:
+            row.update(status="failed", error=failures[c])
+        else:  # stopped before it ran, or a table of a sweep that has not run it yet
+            row.update(status="not run")
         rows.append(row)
     return {"grid": dataclasses.asdict(grid), "runner": runner, "cells": rows, "gains_over_seeds": gains_over_seeds(rows),
             "finished": sum(r["status"] == "finished" for r in rows), "failed": len(failures),
@@ -439,8 +455,10 @@ def _table(summary: dict) -> str:
             gain = "" if r.get("gain") is None else _points(r["gain"]["mean"], r["gain"]["se"])
             lines.append(f"| {r['cell']} | finished | {100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f} | {gain} | "
                          f"{r['cmi_feature']:.4g} | {r['cmi_logit']:.4g} |")
-        else:
+        elif r["status"] == "failed":
             lines.append(f"| {r['cell']} | failed: {r['error'][:120]} | | | | |")
+        else:
+            lines.append(f"| {r['cell']} | not run yet (the same `ddcmi sweep` command runs it) | | | | |")
     notes = ["", "CMI's gain: accuracy of the +CMI set minus its base set's (same dataset, IPC, seed and overrides), "
              "network by network (the same initialisations and draws), +- the standard error over the networks."]
     if summary.get("gains_over_seeds"):
