@@ -30,3 +30,7 @@ class NonFiniteLossError(DDCMIError, FloatingPointError):
 
 class RunLockedError(DDCMIError, RuntimeError):
     """Another process is working in the same run folder."""
+
+
+class RunnerError(DDCMIError, RuntimeError):
+    """A runner (a local Ray, a cluster) could not start or be reached."""

@@ -146,6 +146,19 @@ def test_the_ray_runner_without_ray_names_the_extra(monkeypatch):
         sweepmod.make_runner("ray", gridmod.Resources())
 
 
+def test_a_ray_that_does_not_start_is_a_clear_error_naming_the_serial_runner(monkeypatch):
+    import types
+
+    def init(**kw):
+        raise RuntimeError("The current node timed out during startup.\nThis could happen because ...")
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: False, init=init))
+    with pytest.raises(ddcmi.DDCMIError, match="a local Ray did not start: The current node timed out during "
+                                               "startup.*--runner serial") as exc:
+        sweepmod.make_runner("ray", gridmod.Resources())
+    assert "This could happen" not in str(exc.value)  # the first line, not the whole start-up log
+
+
 # ------------------------------------------------------------------------------ a real local Ray
 def _sweep_cli(grid_file, store, *extra):
     env = {**os.environ, "DDCMI_STORE": str(store), "RAY_USAGE_STATS_ENABLED": "0"}

@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import store
-from ..errors import ConfigError, DDCMIError
+from ..errors import ConfigError, DDCMIError, RunnerError
 from ..utils import atomic_write_json, atomic_write_text, pick_device, provenance, slug
 from .grid import Cell, Grid
 
@@ -129,11 +129,18 @@ class RayRunner:
         address = address or os.environ.get("RAY_ADDRESS")
         self.started = not ray.is_initialized()
         if self.started:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=num_cpus or os.cpu_count(), object_store_memory=OBJECT_STORE_MB * 1024 ** 2,
-                         include_dashboard=False, log_to_driver=False)
+            try:
+                if address:
+                    ray.init(address=address, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=num_cpus or os.cpu_count(), object_store_memory=OBJECT_STORE_MB * 1024 ** 2,
+                             include_dashboard=False, log_to_driver=False)
+            except Exception as exc:  # a busy machine's start-up timeout, an unreachable address, a stale session
+                said = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                where = f"the cluster at {address}" if address else "a local Ray"
+                raise RunnerError(f"{where} did not start: {said}. Nothing was run. Try again (a busy machine can "
+                                  f"time Ray's start-up out), check the address, or use --runner serial, which runs "
+                                  f"the same cells in this process") from None
         total = ray.cluster_resources()
         cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
         if resources.cpus > cpus or resources.gpus > gpus:
