@@ -167,12 +167,17 @@ def main(argv: list[str] | None = None) -> int:
         from . import store
         store.use(args.store)
     try:
-        return {"datasets": cmd_datasets, "distill": cmd_distill, "evaluate": cmd_evaluate, "cmi": cmd_cmi,
-                "pool": cmd_pool, "experts": cmd_experts, "compare": cmd_compare, "reproduce": cmd_reproduce, "config": cmd_config,
-                "store": cmd_store, "sweep": cmd_sweep}[args.command](args)
+        rc = {"datasets": cmd_datasets, "distill": cmd_distill, "evaluate": cmd_evaluate, "cmi": cmd_cmi,
+              "pool": cmd_pool, "experts": cmd_experts, "compare": cmd_compare, "reproduce": cmd_reproduce, "config": cmd_config,
+              "store": cmd_store, "sweep": cmd_sweep}[args.command](args)
+        sys.stdout.flush()  # here, so that a reader that has gone is handled below, not at interpreter exit
+        return rc
     except DDCMIError as exc:
         print(f"ddcmi {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `ddcmi ... | head`: the reader has gone; stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+        return 141
     except OSError as exc:  # disk full, read-only folder, missing permission: say where and what to do
         print(f"ddcmi {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
         return 2

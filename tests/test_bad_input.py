@@ -204,3 +204,15 @@ def test_the_command_that_continues_never_repeats_fresh():
     said = _interrupted_detail("", ["distill", "--dataset", "my data", "--fresh", "--ipc", "2"])
     assert said.endswith("run: ddcmi distill --dataset 'my data' --ipc 2")
     assert _interrupted_detail("stopped after 3 of 6 iterations", []) == "stopped after 3 of 6 iterations"
+
+
+def test_output_into_a_closed_pipe_stops_quietly_as_other_tools_do(tmp_path):
+    """`ddcmi ... | head`: the reader has gone before ddcmi writes; no error message, no traceback, 141."""
+    import os
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "ddcmi", "store"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "DDCMI_STORE": str(tmp_path)})
+    proc.stdout.close()  # before the child has imported torch, let alone printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err
