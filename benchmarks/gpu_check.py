@@ -7,16 +7,21 @@ Prints, each measured here and extrapolated only where said:
 
 1. seconds per DM and DM+CMI iteration at paper settings, IPC 10 and 50 (ConvNet-3, 256 real images per
    class, DSA, ResNet-18 proxies with fresh weights), and the minutes for 20,000 iterations;
+   each one class at a time, all classes in one forward (`batch_classes`) and that with bf16 autocast
+   (`autocast=real+cmi` for DM+CMI, `real` for DM);
 2. one `paper` pool member (ResNet-18, batch 256, the full training split): seconds per epoch, and the
-   hours for the whole pool (200 members x 40 epochs, extrapolated from one epoch);
+   hours for the whole pool (200 members x 40 epochs, extrapolated from one epoch); then 4 members
+   trained together (`train_epochs_stacked`), in fp32 and under bf16 autocast;
 3. evaluation of an IPC 10 set (ConvNet-3, DSA, batch 256): seconds for 100 epochs of one network, and
-   the minutes for 5 networks x 1000 epochs (extrapolated);
+   the minutes for 5 networks x 1000 epochs (extrapolated); then the 5 trained together (`eval.stacked`),
+   in fp32 and under bf16 autocast (`eval.autocast=train+test`);
 
 against the issue's targets (3 min, 1 h, 1 min). Nothing is written.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -68,10 +73,15 @@ def main() -> None:
     members = [init_weights_(create_model("resnet18", ds.channels, ds.num_classes, ds.image_size,
                                           **({"width": 8} if q else {})), g).to(device) for _ in range(2)]
     pool = ProxyPool(PoolConfig(ds.name, arch="resnet18", count=2, epochs=0), members, ds.mean, ds.std)
-    print("| method | IPC | classes | s/iteration | 20,000 iterations | target |\n|---|---|---|---|---|---|")
-    for ipc, method, batched in [(i, m, b) for i in ([2] if q else [10, 50]) for m in ("dm", "dm+cmi") for b in (False, True)]:
+    print("| method | IPC | classes, precision | s/iteration | 20,000 iterations | target |\n|---|---|---|---|---|---|")
+    # one at a time (the plain path), all classes in one forward (batch_classes), and that with bf16 autocast
+    # for the no-grad real embeddings and the CMI proxy passes (autocast=real+cmi)
+    variants = [(False, "none"), (True, "none"), (True, "real+cmi")]
+    for ipc, method, (batched, cast) in [(i, m, v) for i in ([2] if q else [10, 50]) for m in ("dm", "dm+cmi")
+                                         for v in variants]:
             over = {"real_per_class": 16, "net_kwargs": {"width": 16}} if q else {}
-            over["batch_classes"] = batched  # all classes in one forward (the fast path) against one at a time
+            over["batch_classes"] = batched
+            over["autocast"] = cast if method == "dm+cmi" or cast == "none" else "real"
             cfg = ddcmi.make_config("paper", ds.name, method, ipc, overrides=over)
             d = Distiller(cfg, ds, device=device, pool=pool if cfg.uses_cmi else None, progress=False, sampler=sampler)
             state = d._fresh_state()
@@ -81,8 +91,8 @@ def main() -> None:
             s = timed(lambda: d._step(images, state["labels"], opt, next(it)), device, repeats=2 if q else 20,
                       warmup=1 if q else 5)
             target = "<= 3 min" if (method, ipc) == ("dm+cmi", 10) else ""
-            print(f"| {method} | {ipc} | {'one forward' if batched else 'one by one'} | {s:.4f} | {20000 * s / 60:.1f} min "
-                  f"| {target} |", flush=True)
+            how = ("one forward" if batched else "one by one") + ("" if over["autocast"] == "none" else f", bf16 {over['autocast']}")
+            print(f"| {method} | {ipc} | {how} | {s:.4f} | {20000 * s / 60:.1f} min | {target} |", flush=True)
 
     # 2. one pool member epoch
     n = 2000 if q else len(ds.train)
@@ -94,6 +104,16 @@ def main() -> None:
     epoch_s = timed(lambda: train_epochs(model, x, y, recipe, g), device, repeats=1, warmup=1)
     print(f"\npaper pool member (ResNet-18, {n} images, batch 256): {epoch_s:.2f} s per epoch; 200 members x 40 "
           f"epochs = {200 * 40 * epoch_s / 3600:.2f} h (extrapolated; target <= 1 h)", flush=True)
+    from ddcmi.train import train_epochs_stacked
+    for k, bf16 in ((4, False), (4, True)):  # several members trained together (instance norm: no buffers)
+        stack = [init_weights_(create_model("resnet18", ds.channels, ds.num_classes, ds.image_size,
+                                            **({"width": 8} if q else {})), g).to(device) for _ in range(k)]
+        gens = [torch.Generator().manual_seed(i) for i in range(k)]
+        r = dataclasses.replace(recipe, bf16=bf16)
+        s = timed(lambda: train_epochs_stacked(stack, x, y, r, gens), device, repeats=1, warmup=1)
+        print(f"{k} members trained together{' under bf16 autocast' if bf16 else ''} (train_epochs_stacked): {s:.2f} s "
+              f"per epoch of all {k}; the pool = {200 / k * 40 * s / 3600:.2f} h (extrapolated; "
+              f"{k * epoch_s / s:.2f}x one by one)", flush=True)
 
     # 3. evaluation
     sx, sy = sampler.initial_images(10, g)
@@ -105,6 +125,10 @@ def main() -> None:
     stacked_s = timed(lambda: train_stacked_on_synset(sx, sy, ds, ec, g, device, 5), device, repeats=1, warmup=1)
     print(f"the same, 5 networks trained together (eval.stacked): {stacked_s:.2f} s for {ec.epochs} epochs of all 5; "
           f"5 x 1000 epochs = {1000 / ec.epochs * stacked_s / 60:.2f} min ({5 * eval_s / stacked_s:.2f}x one by one)")
+    bc = dataclasses.replace(ec, autocast="train+test")
+    bf_s = timed(lambda: train_stacked_on_synset(sx, sy, ds, bc, g, device, 5), device, repeats=1, warmup=1)
+    print(f"the same under bf16 autocast (eval.stacked, eval.autocast=train+test): {bf_s:.2f} s; 5 x 1000 epochs = "
+          f"{1000 / ec.epochs * bf_s / 60:.2f} min ({5 * eval_s / bf_s:.2f}x one by one in fp32)")
 
 
 if __name__ == "__main__":

@@ -61,3 +61,28 @@ def test_bf16_evaluation_is_close_to_fp32_and_changes_only_its_part(toy):
     assert bf16["accs"] == pytest.approx(fp32["accs"], abs=0.1)
     with pytest.raises(Exception, match="autocast must be one of"):
         evaluate_synset(x, y, toy, dataclasses.replace(cfg, autocast="fp16"), progress=False)
+
+
+def test_stacked_gradients_carry_no_graph_back_to_the_stacks(toy):
+    """torch.func.grad of stacks that require grad (as stack_module_state gives them) returns gradients
+    differentiable back to the stacks; stored as .grad they kept every step's activations alive in a
+    reference cycle (about 2.5 GB a call for 5 ConvNet-3s on 100 MNIST images, until the process ran out of
+    memory). The gradients must be plain tensors, and equal to each network's own autograd gradient."""
+    import copy
+
+    import torch.nn.functional as F
+    from torch.func import stack_module_state
+
+    from ddcmi.models import create_model
+    from ddcmi.train import stacked_gradients
+    x, y = _set(toy)
+    models = [create_model("convnet3", toy.channels, toy.num_classes, toy.image_size, width=8) for _ in range(2)]
+    stacks, _ = stack_module_state(models)
+    assert all(t.requires_grad for t in stacks.values())
+    xs, ys = torch.stack([x, x.flip(0)]), torch.stack([y, y.flip(0)])
+    grads = stacked_gradients(copy.deepcopy(models[0]).to("meta"), stacks, xs, ys, ys, torch.ones(2))
+    assert all(g.grad_fn is None and not g.requires_grad for g in grads.values())
+    for k, m in enumerate(models):
+        own = torch.autograd.grad(F.cross_entropy(m(xs[k]), ys[k]), list(m.parameters()))
+        for (name, _), g in zip(m.named_parameters(), own):
+            torch.testing.assert_close(grads[name][k], g, rtol=1e-4, atol=1e-6)
