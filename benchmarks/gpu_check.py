@@ -1,6 +1,6 @@
 """Every GPU figure of the performance issue in one short run (the body of benchmarks/gpu_check.sh).
 
-    python benchmarks/gpu_check.py                 # on a GPU machine: paper settings, about 5 minutes
+    python benchmarks/gpu_check.py                 # on a GPU machine: paper settings, a few minutes (not yet timed there with every row)
     python benchmarks/gpu_check.py --device cpu --quick   # a smoke run of the script itself, on a CPU
 
 Prints, each measured here and extrapolated only where said:
@@ -110,7 +110,8 @@ def main() -> None:
                                             **({"width": 8} if q else {})), g).to(device) for _ in range(k)]
         gens = [torch.Generator().manual_seed(i) for i in range(k)]
         r = dataclasses.replace(recipe, bf16=bf16)
-        s = timed(lambda: train_epochs_stacked(stack, x, y, r, gens), device, repeats=1, warmup=1)
+        train_epochs_stacked(stack, x[:2560], y[:2560], r, gens)  # warm-up on 10 batches, not a whole epoch
+        s = timed(lambda: train_epochs_stacked(stack, x, y, r, gens), device, repeats=1, warmup=0)
         print(f"{k} members trained together{' under bf16 autocast' if bf16 else ''} (train_epochs_stacked): {s:.2f} s "
               f"per epoch of all {k}; the pool = {200 / k * 40 * s / 3600:.2f} h (extrapolated; "
               f"{k * epoch_s / s:.2f}x one by one)", flush=True)
