@@ -40,6 +40,21 @@ def locked(folder: str | Path, wait: bool = False, what: str = "run folder"):
         lock.release()
 
 
+def holder(folder: str | Path) -> str | None:
+    """Who works in ``folder`` now ("process N on host (since ...)"), or None when nobody holds its lock
+    (or the folder does not exist: nothing is created). Checked by taking the lock for an instant."""
+    d = Path(folder)
+    if not (d / LOCK).exists():
+        return None
+    lock = FileLock(str(d / LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return _holder(d)
+    lock.release()
+    return None
+
+
 def _holder(d: Path) -> str:
     try:
         h = json.loads((d / HOLDER).read_text())

@@ -232,3 +232,28 @@ def test_gains_over_seeds_average_the_per_seed_gains_with_their_spread():
     table = sweepmod._table({"grid": {"name": "g", "profile": "cpu"}, "runner": "serial", "cells": [],
                              "gains_over_seeds": [g], "provenance": {"git_commit": "x", "device": "cpu"}, "seconds": 1})
     assert "| dm+cmi | d | 10 | profile | - | 0, 1, 2 | +1.00 / +2.00 / +3.00 | +2.00 +- 0.58 |" in table
+
+
+def test_a_dry_run_lists_done_todo_and_cells_another_process_is_distilling(toy, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DDCMI_STORE", str(tmp_path))
+    g = toy_grid(toy, ipcs=[2])
+    cmi = g.cells()[1]
+    sweepmod.sweep(toy_grid(toy, ipcs=[2], methods=["dm"]), "serial", progress=False)
+    capsys.readouterr()
+    # another process holds the +CMI cell's run folder (a child, so the lock is really someone else's)
+    folder = cmi.record_path().parent
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; from ddcmi.locks import locked\n"
+                              "with locked(sys.argv[1]):\n print('held', flush=True); time.sleep(60)", str(folder)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        summary = sweepmod.sweep(g, "serial", progress=False, dry_run=True)
+        out = capsys.readouterr().out
+    finally:
+        child.kill()
+        child.wait()
+    assert summary["todo"] == 1
+    assert re.search(rf"done  {toy.name} dm ipc2 seed0\n", out)
+    assert re.search(rf"busy  {toy.name} dm\+cmi ipc2 seed0  \(being distilled by process {child.pid} on ", out)
+    sweepmod.sweep(g, "serial", progress=False, dry_run=True)  # the holder gone: todo again
+    assert f"todo  {toy.name} dm+cmi ipc2 seed0" in capsys.readouterr().out

@@ -283,8 +283,11 @@ def sweep(grid: Grid, runner: str = "serial", address: str | None = None, device
           f"store ({root}){kept}, {len(todo)} to run; {len(artefacts)} shared artefact(s) to build or open first",
           flush=True)
     if dry_run:
+        from ..locks import holder
         for c in cells:
-            print(f"  {'done' if results[c] is not None else 'todo'}  {c.name}")
+            busy = None if results[c] is not None else holder(c.record_path().parent)  # held while distilling
+            state = "done" if results[c] is not None else "busy" if busy else "todo"
+            print(f"  {state}  {c.name}{f'  (being distilled by {busy})' if busy else ''}")
         return {"grid": grid.name, "cells": len(cells), "todo": len(todo), "dry_run": True}
     failures: dict[Cell, str] = {}
     if table_only:
