@@ -1,6 +1,7 @@
 """Every GPU figure of the performance issue in one short run (the body of benchmarks/gpu_check.sh).
 
-    python benchmarks/gpu_check.py                 # on a GPU machine: paper settings, a few minutes (not yet timed there with every row)
+    python benchmarks/gpu_check.py                 # on a GPU machine: paper settings, a few minutes
+                                                   # (not yet timed on a GPU with every row)
     python benchmarks/gpu_check.py --device cpu --quick   # a smoke run of the script itself, on a CPU
 
 Prints, each measured here and extrapolated only where said:
@@ -74,14 +75,13 @@ def main() -> None:
                                           **({"width": 8} if q else {})), g).to(device) for _ in range(2)]
     pool = ProxyPool(PoolConfig(ds.name, arch="resnet18", count=2, epochs=0), members, ds.mean, ds.std)
     print("| method | IPC | classes, precision | s/iteration | 20,000 iterations | target |\n|---|---|---|---|---|---|")
-    # one at a time (the plain path), all classes in one forward (batch_classes), and that with bf16 autocast
-    # for the no-grad real embeddings and the CMI proxy passes (autocast=real+cmi)
-    variants = [(False, "none"), (True, "none"), (True, "real+cmi")]
+    # one class at a time (the plain path), all classes in one forward (batch_classes), and that with bf16
+    # autocast for the no-grad real embeddings (and, with CMI, the proxy passes)
+    bf16 = {"dm": "real", "dm+cmi": "real+cmi"}
     for ipc, method, (batched, cast) in [(i, m, v) for i in ([2] if q else [10, 50]) for m in ("dm", "dm+cmi")
-                                         for v in variants]:
+                                         for v in [(False, "none"), (True, "none"), (True, bf16[m])]]:
             over = {"real_per_class": 16, "net_kwargs": {"width": 16}} if q else {}
-            over["batch_classes"] = batched
-            over["autocast"] = cast if method == "dm+cmi" or cast == "none" else "real"
+            over.update(batch_classes=batched, autocast=cast)
             cfg = ddcmi.make_config("paper", ds.name, method, ipc, overrides=over)
             d = Distiller(cfg, ds, device=device, pool=pool if cfg.uses_cmi else None, progress=False, sampler=sampler)
             state = d._fresh_state()
@@ -91,7 +91,7 @@ def main() -> None:
             s = timed(lambda: d._step(images, state["labels"], opt, next(it)), device, repeats=2 if q else 20,
                       warmup=1 if q else 5)
             target = "<= 3 min" if (method, ipc) == ("dm+cmi", 10) else ""
-            how = ("one forward" if batched else "one by one") + ("" if over["autocast"] == "none" else f", bf16 {over['autocast']}")
+            how = ("one forward" if batched else "one by one") + ("" if cast == "none" else f", bf16 {cast}")
             print(f"| {method} | {ipc} | {how} | {s:.4f} | {20000 * s / 60:.1f} min | {target} |", flush=True)
 
     # 2. one pool member epoch
