@@ -29,6 +29,10 @@ from .utils import atomic_write_json, atomic_write_text, git_commit
 
 
 THREE_DATASETS = ["mnist", "fashion_mnist", "cifar10_jpeg"]
+CPU_GRIDS = [f"reports/cpu/{g}.yaml" for g in (
+    "main_table_pool8/grid", "main_table_pool8/grid_mtt_lambda", "main_table_pool8/grid_mnist",
+    "main_table_pool8/grid_fashion_mnist", "main_table_idm/grid_cifar10_jpeg", "main_table_idm/grid_fashion_mnist",
+    "seed_check/grid", "seed_check/grid_fashion_mnist")]
 STATIC = {"interactive": False}  # the teaching demo's sliders need a browser; a reproduction draws the static path
 PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
     "smoke": {"teaching_demo": STATIC},
@@ -39,7 +43,10 @@ PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
             "cross_architecture": {"epochs": 100, "models": 2}, "teaching_demo": STATIC,
             "cmi_study": {"dataset": "cifar10_jpeg", "ipc": 10,
                           "axes": {"pool.epochs": [1, 2, 4, 8], "lambda_scale": [0.2, 1.0, 5.0],
-                                   "iterations": [200, 600, 1800], "real_per_class": [16, 64, 256]}}},
+                                   "iterations": [200, 600, 1800], "real_per_class": [16, 64, 256]}},
+            # the committed grids of the cpu reports, read as recorded (each is run by `ddcmi sweep <grid>`,
+            # hours in all): paths from the project root, where reproductions run
+            "cmi_across_methods": {"run": False, "grids": CPU_GRIDS}},
     "paper": {"main_table": {"datasets": ["cifar10", "cifar100"], "ipcs": [1, 10, 50]},
               "synthetic_grids": {"datasets": ["cifar10", "cifar100"]},
               "quickstart": {"dataset": "cifar10"}, "cmi_vs_accuracy": {"dataset": "cifar10"},
@@ -50,7 +57,7 @@ PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
                                      "iterations": [5000, 20000], "real_per_class": [64, 256]}}},
 }
 ORDER = ["teaching_demo", "quickstart", "main_table", "synthetic_grids", "training_efficiency", "cmi_vs_accuracy",
-         "cmi_study", "cmi_diagnostic", "cross_architecture"]
+         "cmi_study", "cmi_across_methods", "cmi_diagnostic", "cross_architecture"]
 
 
 def notebooks_dir() -> Path:

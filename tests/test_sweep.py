@@ -257,3 +257,28 @@ def test_a_dry_run_lists_done_todo_and_cells_another_process_is_distilling(toy, 
     assert re.search(rf"busy  {toy.name} dm\+cmi ipc2 seed0  \(being distilled by process {child.pid} on ", out)
     sweepmod.sweep(g, "serial", progress=False, dry_run=True)  # the holder gone: todo again
     assert f"todo  {toy.name} dm+cmi ipc2 seed0" in capsys.readouterr().out
+
+
+def test_the_overview_pairs_each_recorded_cell_once_and_groups_seeds(toy, tmp_path, monkeypatch):
+    """notebooks/cmi_across_methods: a pair that two grids share counts once; seeds group into one row whose
+    error is the spread across seeds; a grid read with run=False runs nothing."""
+    from ddcmi.experiments.overview import gain_rows, recorded_pairs, rows_markdown
+    from ddcmi.experiments.study import mean_and_se
+    monkeypatch.setenv("DDCMI_STORE", str(tmp_path))
+    g = toy_grid(toy, ipcs=[2], seeds=[0, 1])
+    sweepmod.sweep(g, "serial", progress=False)
+    twin = toy_grid(toy, name="toy-twin", ipcs=[2], seeds=[0])  # the seed-0 pair again, under another grid
+    monkeypatch.setattr(Distiller, "_step", lambda *a, **k: pytest.fail("recomputed"))
+    pairs = recorded_pairs([g, twin], progress=False)
+    assert sorted(p["seed"] for p in pairs) == [0, 1] and all(p["method"] == "dm" for p in pairs)
+    assert all(p["lambda"] == ddcmi.make_config("smoke", toy.name, "dm+cmi", 2).cmi.weight for p in pairs)
+    (row,) = gain_rows(pairs)
+    gains = [p["gain"]["mean"] for p in pairs]
+    assert row["seeds"] == [0, 1] and row["se_over"] == "seeds"
+    assert row["gain"] == pytest.approx(sum(gains) / 2) and row["se"] == pytest.approx(mean_and_se(gains)["se"])
+    assert row["cmi_removed"] == pytest.approx(1 - row["cmi_cmi"] / row["base_cmi"])
+    (single,) = gain_rows(pairs[:1])
+    assert single["se_over"] == "networks" and single["se"] == pairs[0]["gain"]["se"]
+    assert f"{100 * row['gain']:+.2f}" in rows_markdown([row])
+    # a grid with nothing recorded gives no pairs (and runs nothing)
+    assert recorded_pairs([toy_grid(toy, name="toy-empty", ipcs=[1], seeds=[5])], progress=False) == []

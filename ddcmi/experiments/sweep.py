@@ -443,7 +443,8 @@ def _summary(grid: Grid, cells, results, failures, runner, t0) -> dict:
         if r is not None:
             row.update(status="finished", acc_mean=r["accuracy"]["mean"], acc_std=r["accuracy"]["std"],
                        accs=r["accuracy"]["accs"], cmi_feature=r["cmi_feature"]["mean"], cmi_logit=r["cmi_logit"]["mean"],
-                       run_dir=r["run_dir"], commit=r["provenance"]["git_commit"])
+                       run_dir=r["run_dir"], commit=r["provenance"]["git_commit"],
+                       cmi_weight=r.get("config", {}).get("cmi", {}).get("weight"), pool_acc=r.get("pool_test_acc"))
             if c in gains:
                 row.update(gain_vs=gains[c][0].name, gain=gains[c][1])
         elif c in failures:
