@@ -471,7 +471,7 @@ def cmd_experts(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import notebook_names, reproduce
+    from .reproduce import notebook_names, notebook_parameters, reproduce
 
     params = {}
     for item in args.params:
@@ -484,9 +484,16 @@ def cmd_reproduce(args) -> int:
         except json.JSONDecodeError:
             params[key] = value
     names = notebook_names() if args.name == "all" else [args.name]
+    takes = {name: set(notebook_parameters(name, args.profile)) for name in names}
+    if args.name == "all":  # each notebook gets the parameters it has; one that none has is a mistake
+        unknown = sorted(set(params) - set().union(*takes.values()))
+        if unknown:
+            print(f"ddcmi reproduce: no notebook has parameter {', '.join(map(repr, unknown))}", file=sys.stderr)
+            return 2
     for name in names:
-        out = reproduce(name, args.profile, params, args.reports, force=args.force, progress=not args.quiet,
-                        tag=args.tag)
+        mine = {k: v for k, v in params.items() if k in takes[name]} if args.name == "all" else params
+        out = reproduce(name, args.profile, mine, args.reports,
+                        force=args.force, progress=not args.quiet, tag=args.tag)
         print(f"{name}: {out}")
     return 0
 

@@ -60,6 +60,9 @@ ORDER = ["teaching_demo", "quickstart", "main_table", "synthetic_grids", "traini
          "cmi_study", "cmi_across_methods", "cmi_diagnostic", "cross_architecture"]
 
 
+RESERVED = {"profile": "--profile", "out_dir": "--reports and --tag"}  # what reproduce sets itself
+
+
 def notebooks_dir() -> Path:
     """``notebooks/`` of the source checkout (editable install), else of the working directory."""
     here = Path(__file__).resolve().parents[1] / "notebooks"
@@ -107,6 +110,13 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
         raise UnknownNameError(f"unknown notebook {name!r}; choose one of: {', '.join(names)} (or all)")
     if tag is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
         raise ConfigError(f"tag {tag!r} must be letters, digits, '_', '.' or '-' (it names a folder)")
+    takes = set(notebook_parameters(name, profile, directory)) - set(RESERVED)
+    for key in set(parameters or {}) & set(RESERVED):
+        raise ConfigError(f"{key} of a reproduction is set by {RESERVED[key]}, not as a notebook parameter")
+    unknown = sorted(set(parameters or {}) - takes)
+    if unknown:
+        raise ConfigError(f"notebook {name} has no parameter {', '.join(map(repr, unknown))}; it takes: "
+                          f"{', '.join(sorted(takes))}")
     reports_root = Path(reports_root) if reports_root is not None else store.reports_dir()
     out = reports_root / profile / (name if tag is None else f"{name}_{tag}")
     params = {"profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {}), **(parameters or {}),
@@ -121,8 +131,15 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     executed = out / f"{name}.ipynb"
     import jupytext
     source = jupytext.read(directory / f"{name}.py")  # the tracked source; the paired .ipynb is the user's copy
-    nb = papermill.execute_notebook(source, None, parameters=params,
-                                    kernel_name="python3", progress_bar=progress, cwd=str(Path.cwd()))
+    try:
+        nb = papermill.execute_notebook(source, None, parameters=params,
+                                        kernel_name="python3", progress_bar=progress, cwd=str(Path.cwd()))
+    except papermill.exceptions.PapermillExecutionError as exc:
+        kind = _kit_errors().get(exc.ename)
+        if kind is None:
+            raise
+        # the kit's own error (bad input, a locked run...) says what is wrong and how to fix it: no traceback
+        raise kind(f"notebook {name} (profile {profile}) stopped: {exc.evalue}") from None
     for cell in nb.cells:
         for o in cell.get("outputs", []):
             data = o.get("data", {})
@@ -142,6 +159,17 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
                        **({"earlier": earlier} if earlier else {})}, stamp)
     write_index(reports_root)
     return out
+
+
+def _kit_errors() -> dict[str, type]:
+    """The kit's error classes by name (a notebook's kernel reports an exception by its class name)."""
+    from .errors import DDCMIError
+    found, todo = {}, [DDCMIError]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo += cls.__subclasses__()
+    return found
 
 
 def _relative_to_store(out: Path) -> str:

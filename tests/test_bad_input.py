@@ -72,6 +72,17 @@ CASES = [  # (id, argv builder, expected message fragment)
     ("reproduce unknown notebook", lambda t, r, x: ["reproduce", "nosuch", "--profile", "smoke"], "unknown notebook 'nosuch'"),
     ("reproduce bad tag", lambda t, r, x: ["reproduce", "quickstart", "--profile", "smoke", "--tag", "a/b"], "must be letters"),
     ("reproduce bad param", lambda t, r, x: ["reproduce", "quickstart", "--profile", "smoke", "-p", "ipc"], "must look like key=value"),
+    # a misspelt parameter would otherwise be injected, ignored by the notebook, and the default run silently
+    ("reproduce unknown param", lambda t, r, x: ["reproduce", "quickstart", "--profile", "smoke", "-p", "datset=mnist"],
+     "notebook quickstart has no parameter 'datset'; it takes: data_root, dataset,"),
+    ("reproduce reserved param", lambda t, r, x: ["reproduce", "quickstart", "--profile", "smoke", "-p", f"out_dir={x}"],
+     "out_dir of a reproduction is set by --reports and --tag"),
+    ("reproduce all, a param no notebook has", lambda t, r, x: ["reproduce", "all", "--profile", "smoke", "-p", "ipcs_=[1]"],
+     "no notebook has parameter 'ipcs_'"),
+    # the kit's own error raised inside the notebook's kernel: its message, not papermill's traceback
+    ("reproduce, bad input met in the kernel", lambda t, r, x: ["reproduce", "quickstart", "--profile", "smoke", "--quiet",
+                                                                "-p", "dataset=cifar11", "--reports", str(x / "reports")],
+     "notebook quickstart (profile smoke) stopped: unknown dataset 'cifar11'"),
 ]
 
 
