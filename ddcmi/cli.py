@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a notebook of notebooks/ (its name, without .py or .ipynb), or all")
     p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     p.add_argument("-p", dest="params", action="append", default=[], metavar="KEY=VALUE",
-                   help="notebook parameter (JSON value or plain string), repeatable")
+                   help="a parameter of the notebook's parameters cell (JSON value or plain string), "
+                        "repeatable; with all, each notebook takes those it has")
     p.add_argument("--reports", default=None, help="reports folder (default: the run store's reports/, see `ddcmi store`)")
     p.add_argument("--force", action="store_true", help="run again even if the report exists with these parameters")
     p.add_argument("--tag", default=None, help="write to reports/<profile>/<name>_<tag>/ (a variant beside the default report)")
