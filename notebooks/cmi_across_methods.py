@@ -39,7 +39,7 @@ import matplotlib.pyplot as plt
 import ddcmi
 from ddcmi.experiments.grid import NAMED, load_grid
 from ddcmi.experiments.overview import gain_rows, recorded_pairs, rows_markdown
-from ddcmi.plots import log_axis, method_marker
+from ddcmi.plots import log_axis
 from ddcmi.report import write_report
 from ddcmi.utils import atomic_write_text
 
@@ -57,26 +57,27 @@ print(table)
 
 # %%
 palette = plt.get_cmap("tab10").colors
-colors = {d: palette[i % len(palette)] for i, d in enumerate(sorted(labels))}
+colors = {d: palette[i % len(palette)] for i, d in enumerate(sorted(labels))}  # colour: dataset
+shapes = {"dm": "o", "dsa": "s", "dc": "P", "idc": "^", "idm": "D", "mtt": "v"}  # marker: base method
+methods = sorted({r["method"] for r in rows})
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-for i, r in enumerate(rows):
-    nudge = (4, 3 if i % 2 == 0 else -10)  # neighbouring rows' labels alternate above and below
-    kw = dict(yerr=100 * (r["se"] or 0), fmt=method_marker(r["method"]), color=colors[r["dataset"]], capsize=3, ms=7)
-    name = f"{r['method']} (lambda {r['lambda']:g})" if sum(q["method"] == r["method"] and q["dataset"] == r["dataset"]
-                                                           for q in rows) > 1 else r["method"]
-    left.errorbar(r["base_cmi"], 100 * r["gain"], **kw)
-    left.annotate(name, (r["base_cmi"], 100 * r["gain"]), fontsize=7, xytext=nudge, textcoords="offset points")
-    if r["cmi_removed"] is not None:
-        right.errorbar(100 * r["cmi_removed"], 100 * r["gain"], **kw)
-        right.annotate(name, (100 * r["cmi_removed"], 100 * r["gain"]), fontsize=7, xytext=nudge,
-                       textcoords="offset points")
+for r in rows:
+    kw = dict(yerr=100 * (r["se"] or 0), fmt=shapes.get(r["method"], "X"), color=colors[r["dataset"]], capsize=3, ms=7)
+    several = sum(q["method"] == r["method"] and q["dataset"] == r["dataset"] for q in rows) > 1
+    for ax, x in ((left, r["base_cmi"]), (right, None if r["cmi_removed"] is None else 100 * r["cmi_removed"])):
+        if x is None:
+            continue
+        ax.errorbar(x, 100 * r["gain"], **kw)
+        if several:  # the same method at several lambdas: say which point is which
+            ax.annotate(f"lambda {r['lambda']:g}", (x, 100 * r["gain"]), fontsize=7, xytext=(6, -3),
+                        textcoords="offset points")
 for ax in (left, right):
     ax.axhline(0, color="0.5", lw=0.8, ls="--")
     ax.set_ylabel("accuracy gain of +CMI (points)")
     ax.grid(alpha=0.3)
-    for d in sorted(labels):
-        ax.plot([], [], "o", color=colors[d], label=labels[d])
-    ax.legend(fontsize=8, title="dataset", title_fontsize=8)
+    handles = [ax.plot([], [], "o", color=colors[d], label=labels[d])[0] for d in sorted(labels)]
+    handles += [ax.plot([], [], shapes.get(m, "X"), color="0.3", label=m)[0] for m in methods]
+    ax.legend(handles=handles, fontsize=7, ncol=2, title="dataset (colour), method (marker)", title_fontsize=7)
 if rows:
     log_axis(left, "x")
 left.set_xlabel("the base set's feature CMI under the proxy pool (nats)")
