@@ -110,6 +110,9 @@ def _key_numbers(m: dict) -> str:
     if "points" in m:  # the CMI study: the paired gain at each point of each axis
         return "; ".join(f"{p['axis']}={p['value']:g}: gain {100 * p['gain']['mean']:+.2f} points"
                          for p in m["points"] if p.get("finished"))
+    if "rows" in m and "pairs" in m:  # the overview across methods: each method's paired gain per dataset
+        return "; ".join(f"{r['dataset']} {r['method']}" + ("" if r["lambda"] is None else f" (lambda {r['lambda']:g})")
+                         + f": {100 * r['gain']:+.2f}" for r in m["rows"])
     if "cells" in m:  # {cell: {method: {acc_mean, acc_std, cmi_feature, ...}}}
         return "; ".join(f"{cell}: " + ", ".join(f"{meth} {_one(r)}" for meth, r in methods.items())
                          for cell, methods in m["cells"].items())

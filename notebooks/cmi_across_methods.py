@@ -94,6 +94,7 @@ atomic_write_text(f"# Where does CMI help? profile `{profile}`\n\n{table}\n\nGri
                   f"{len(pairs)} paired cells, {missing} cell(s) of the grids not recorded; commits {', '.join(commits)}.\n",
                   f"{out_dir}/table.md")
 write_report(out_dir, {"notebook": "cmi_across_methods", "profile": profile, "grids": [g.name for g in loaded],
+                       "dataset_label": ", ".join(labels[d] for d in sorted(labels)),
                        "rows": rows, "pairs": pairs, "missing_cells": missing},
              {"cmi_gain_by_method": fig}, device, started)
 print("written", out_dir)

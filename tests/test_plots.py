@@ -56,6 +56,13 @@ def test_report_index_lists_every_report_and_names_cells_run_elsewhere(tmp_path)
     assert "(earlier runs of this report: 60.0 min)" in rows[2] and "earlier runs" not in rows[0]
     assert "except" not in rows[0] and "(except mnist/ipc10 on NVIDIA H200)" in rows[1]
     assert "## Sweep reports" not in index
+    # the overview across methods: each row's paired gain, the lambda where one is recorded
+    write_report(tmp_path / "cpu" / "d", {"notebook": "cmi_across_methods", "profile": "cpu", "pairs": [], "rows": [
+        {"dataset": "mnist", "method": "idc", "lambda": 1500.0, "gain": 0.035},
+        {"dataset": "mnist", "method": "dm", "lambda": None, "gain": -0.0002}]}, None, "cpu")
+    assert "mnist idc (lambda 1500): +3.50; mnist dm: -0.02" in write_index(tmp_path).read_text()
+    import shutil
+    shutil.rmtree(tmp_path / "cpu" / "d")
     # a folder made by `ddcmi sweep` (a grid and its notes, no metrics.json) gets a row of its own
     (tmp_path / "cpu" / "seeds").mkdir()
     (tmp_path / "cpu" / "seeds" / "grid.yaml").write_text("name: s\nprofile: cpu\nmethods: [dm]\n")
