@@ -282,3 +282,18 @@ def test_the_overview_pairs_each_recorded_cell_once_and_groups_seeds(toy, tmp_pa
     assert f"{100 * row['gain']:+.2f}" in rows_markdown([row])
     # a grid with nothing recorded gives no pairs (and runs nothing)
     assert recorded_pairs([toy_grid(toy, name="toy-empty", ipcs=[1], seeds=[5])], progress=False) == []
+
+
+def test_a_grid_file_and_its_cells_dir_resolve_from_the_project_root_in_a_notebook_kernel(monkeypatch):
+    """A JupyterLab kernel runs in notebooks/; the committed grids name their paths from the project root."""
+    from pathlib import Path
+    from ddcmi import store
+    root = store.project_root()
+    if root is None or not (root / "reports/cpu/main_table_pool8/grid.yaml").is_file():
+        pytest.skip("needs the source checkout and its committed reports")
+    monkeypatch.chdir(root / "notebooks")
+    g = load_grid("reports/cpu/main_table_pool8/grid.yaml")
+    assert Path(g.cells_dir) == root / "reports/cpu/main_table_pool8/sweep_cells"
+    assert all(c.finished(g.cells_dir) is not None for c in g.cells())  # its kept records are found from there
+    with pytest.raises(ddcmi.ConfigError, match="does not exist"):
+        load_grid("reports/cpu/no_such_grid.yaml")

@@ -270,8 +270,12 @@ class Cell:
 def load_grid(source: str | Path, profile: str | None = None) -> Grid:
     """A grid from a YAML file, or a named grid (``main_table``, ``cmi_vs_accuracy``: that notebook's
     parameters at ``profile``, default smoke). ``profile`` given with a file replaces the file's."""
+    from ..store import resolve_user_path
     path = Path(source)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        # relative paths (the file, its cells_dir) from the working directory, else from the project root:
+        # a JupyterLab kernel runs in notebooks/, the grids name paths from the root
+        path = resolve_user_path(path)
         if not path.is_file():
             raise ConfigError(f"grid file {path.resolve()} does not exist; give a YAML file or one of the named "
                               f"grids: {', '.join(NAMED)}")
@@ -282,7 +286,10 @@ def load_grid(source: str | Path, profile: str | None = None) -> Grid:
             raise ConfigError(f"grid file {path} is not valid YAML: {exc}") from None
         if isinstance(data, dict) and profile is not None:
             data = {**data, "profile": profile}
-        return Grid.from_dict(data, str(path))
+        grid = Grid.from_dict(data, str(source))
+        if grid.cells_dir and not Path(grid.cells_dir).is_absolute():
+            grid = dataclasses.replace(grid, cells_dir=str(resolve_user_path(grid.cells_dir)))
+        return grid
     if str(source) not in NAMED:
         raise ConfigError(f"{source!r} is neither a grid file nor a named grid; named grids: {', '.join(NAMED)} "
                           f"(their notebook's parameters at --profile)")
