@@ -49,7 +49,7 @@ out_dir = out_dir or ddcmi.store.reports_dir() / profile / "cmi_across_methods"
 loaded = [load_grid(g, profile if g in NAMED else None) for g in grids]  # a grid file keeps its own profile
 if data_root is not None:
     loaded = [dataclasses.replace(g, data_root=data_root) for g in loaded]
-pairs = recorded_pairs(loaded, run=run, device=str(device))
+pairs, missing = recorded_pairs(loaded, run=run, device=str(device))
 rows = gain_rows(pairs)
 labels = {r["dataset"]: ddcmi.data.DATASETS.get(r["dataset"]).label for r in rows}
 table = rows_markdown(rows, labels)
@@ -88,7 +88,6 @@ fig.suptitle(f"CMI's paired gain by base method and dataset, IPC {', '.join(map(
 fig.tight_layout()
 
 # %%
-missing = sum(1 for g in loaded for c in g.cells() if c.finished(g.cells_dir) is None)
 commits = sorted({c for p in pairs for c in p["commits"]})
 atomic_write_text(f"# Where does CMI help? profile `{profile}`\n\n{table}\n\nGrids: {', '.join(g.name for g in loaded)}; "
                   f"{len(pairs)} paired cells, {missing} cell(s) of the grids not recorded; commits {', '.join(commits)}.\n",

@@ -269,7 +269,8 @@ def test_the_overview_pairs_each_recorded_cell_once_and_groups_seeds(toy, tmp_pa
     sweepmod.sweep(g, "serial", progress=False)
     twin = toy_grid(toy, name="toy-twin", ipcs=[2], seeds=[0])  # the seed-0 pair again, under another grid
     monkeypatch.setattr(Distiller, "_step", lambda *a, **k: pytest.fail("recomputed"))
-    pairs = recorded_pairs([g, twin], progress=False)
+    pairs, missing = recorded_pairs([g, twin], progress=False)
+    assert missing == 0
     assert sorted(p["seed"] for p in pairs) == [0, 1] and all(p["method"] == "dm" for p in pairs)
     assert all(p["lambda"] == ddcmi.make_config("smoke", toy.name, "dm+cmi", 2).cmi.weight for p in pairs)
     (row,) = gain_rows(pairs)
@@ -280,8 +281,8 @@ def test_the_overview_pairs_each_recorded_cell_once_and_groups_seeds(toy, tmp_pa
     (single,) = gain_rows(pairs[:1])
     assert single["se_over"] == "networks" and single["se"] == pairs[0]["gain"]["se"]
     assert f"{100 * row['gain']:+.2f}" in rows_markdown([row])
-    # a grid with nothing recorded gives no pairs (and runs nothing)
-    assert recorded_pairs([toy_grid(toy, name="toy-empty", ipcs=[1], seeds=[5])], progress=False) == []
+    # a grid with nothing recorded gives no pairs, counts its cells as missing (and runs nothing)
+    assert recorded_pairs([toy_grid(toy, name="toy-empty", ipcs=[1], seeds=[5])], progress=False) == ([], 2)
 
 
 def test_a_grid_file_and_its_cells_dir_resolve_from_the_project_root_in_a_notebook_kernel(monkeypatch):

@@ -15,12 +15,15 @@ from .study import mean_and_se
 from .sweep import sweep
 
 
-def recorded_pairs(grids: list[Grid], run: bool = False, device: str | None = None, progress: bool = True) -> list[dict]:
+def recorded_pairs(grids: list[Grid], run: bool = False, device: str | None = None,
+                   progress: bool = True) -> tuple[list[dict], int]:
     """One dict per distinct (+CMI cell, base cell) pair that ``grids`` have recorded (``run=True`` first
-    runs the cells the store lacks, as ``ddcmi sweep`` does)."""
-    pairs, seen = [], set()
+    runs the cells the store lacks, as ``ddcmi sweep`` does), and how many of the grids' cells are not
+    recorded (counted per grid, from the same summaries)."""
+    pairs, seen, missing = [], set(), 0
     for grid in grids:
         summary = sweep(grid, device=device, progress=progress, table_only=not run)
+        missing += sum(r["status"] != "finished" for r in summary["cells"])
         by_cell = {r["cell"]: r for r in summary["cells"]}
         for r in summary["cells"]:
             if r.get("gain") is None:
@@ -35,7 +38,7 @@ def recorded_pairs(grids: list[Grid], run: bool = False, device: str | None = No
                           "cmi_acc": r["acc_mean"], "gain": r["gain"], "base_cmi": base["cmi_feature"],
                           "cmi_cmi": r["cmi_feature"], "pool_acc": r.get("pool_acc") or base.get("pool_acc"),
                           "runs": list(key), "commits": sorted({r["commit"], base["commit"]})})
-    return pairs
+    return pairs, missing
 
 
 def gain_rows(pairs: list[dict]) -> list[dict]:
