@@ -67,10 +67,11 @@ fig.tight_layout()
 
 # %%
 atomic_write_text(f"# Cross-architecture, {ds.label}, IPC {ipc}, profile `{profile}`\n\n" + rows_to_markdown(rows)
-                  + f"\nRecipe per architecture: {recipe}\n", f"{out_dir}/table.md")
+                  + f"\nRecipe per architecture: {recipe}\n\nProxy pool of the +CMI sets: {pool.config.describe()}\n",
+                  f"{out_dir}/table.md")
 atomic_write_text(rows_to_csv(rows), f"{out_dir}/table.csv")
 write_report(out_dir, {"notebook": "cross_architecture", "profile": profile, "dataset": ds.name, "dataset_label": ds.label,
-                       "ipc": ipc, "recipe": recipe,
+                       "ipc": ipc, "recipe": recipe, "proxy_pool": pool.config.describe(),
                        "cells": {a: {m: {"acc_mean": results[m][a]["mean"], "acc_std": results[m][a]["std"]} for m in methods} for a in archs}},
              {"cross_architecture": fig}, device, started)
 print("written", out_dir)
