@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .cmi import empirical_cmi
+from .proxy import PoolConfig
 
 CORNERS = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
 CLASS_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
@@ -128,9 +129,13 @@ class Demo:
     runs: dict               # (ipc, scale) -> DemoRun
     classes: list
     dataset_label: str
-    pool_title: str
+    pool: PoolConfig         # the proxies that distil the +CMI runs and measure every run's CMI
     profile_lambda: float
     seconds: float
+
+    @property
+    def pool_title(self) -> str:
+        return self.pool.title()
 
     def run(self, ipc: int, scale: float) -> DemoRun:
         return self.runs[(ipc, float(scale))]
@@ -186,7 +191,7 @@ def build_demo(profile: str, dataset, device, seed: int = 0, sweep: DemoSweep | 
         classes = list(synset.classes)
         runs[(ipc, scale)] = DemoRun(ipc, scale, cfg.cmi.weight, synset.to_unit().cpu(), synset.labels.cpu(), cmi)
     profile_lambda = next(c.cmi.weight / s for (_, s), c in configs.items() if s)
-    return Demo(sweep, runs, classes, dataset.label, with_cmi.pool.title(), profile_lambda,
+    return Demo(sweep, runs, classes, dataset.label, with_cmi.pool, profile_lambda,
                 time.time() - started)
 
 

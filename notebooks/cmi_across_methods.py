@@ -95,5 +95,5 @@ atomic_write_text(f"# Where does CMI help? profile `{profile}`\n\n{table}\n\nGri
 write_report(out_dir, {"notebook": "cmi_across_methods", "profile": profile, "grids": [g.name for g in loaded],
                        "dataset_label": ", ".join(labels[d] for d in sorted(labels)),
                        "rows": rows, "pairs": pairs, "missing_cells": missing},
-             {"cmi_gain_by_method": fig}, device, started)
+             {"cmi_gain_by_method": fig}, device, started, pools=[c.pool_config() for g in loaded for c in g.cells()])
 print("written", out_dir)

@@ -82,6 +82,6 @@ fig.tight_layout()
 
 # %%
 write_report(out_dir, {"notebook": "cmi_diagnostic", "profile": profile, "dataset": ds.name, "dataset_label": ds.label,
-                       "ipc": ipc, "proxy_pool": pool.config.describe(), "eval": dataclasses.asdict(eval_cfg),
-                       "cells": {f"{ds.name}/ipc{ipc}": rows}}, {"cmi_vs_accuracy_by_set": fig}, device, started)
+                       "ipc": ipc, "eval": dataclasses.asdict(eval_cfg),
+                       "cells": {f"{ds.name}/ipc{ipc}": rows}}, {"cmi_vs_accuracy_by_set": fig}, device, started, pools=[pool])
 print("written", out_dir)

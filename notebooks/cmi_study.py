@@ -118,5 +118,5 @@ atomic_write_text(f"# When does CMI help? {label}, IPC {ipc}, profile `{profile}
 write_report(out_dir, {"notebook": "cmi_study", "profile": profile, "dataset": dataset, "dataset_label": label, "ipc": ipc,
                        "method": method, "axes": axes, "seeds": list(seeds), "points": points,
                        "grid": summary["grid"], "sweep_cells": summary["cells"]},
-             {"cmi_gain_along_axes": fig}, device, started)
+             {"cmi_gain_along_axes": fig}, device, started, pools=[c.pool_config() for c in grid.cells()])
 print("written", out_dir)

@@ -85,7 +85,7 @@ cells = {label: {"lambda": r["weight"], "acc_mean": r["final_acc"]["mean"], "acc
                  "tracks": r.get("tracks", []), "evals": r.get("evals", [])}
          for label, r in runs.items()}
 write_report(out_dir, {"notebook": "cmi_vs_accuracy", "profile": profile, "dataset": ds.name, "dataset_label": ds.label,
-                       "ipc": ipc, "proxy_pool": pool.config.describe(), "cells": {f"{ds.name}/ipc{ipc}": cells},
+                       "ipc": ipc, "cells": {f"{ds.name}/ipc{ipc}": cells},
                        "configs": {label: r["config"].to_dict() for label, r in runs.items()}},
-             {"cmi_and_accuracy_along_distillation": fig_curves, "final_cmi_vs_accuracy": fig_sweep}, device, started)
+             {"cmi_and_accuracy_along_distillation": fig_curves, "final_cmi_vs_accuracy": fig_sweep}, device, started, pools=[pool])
 print("written", out_dir)

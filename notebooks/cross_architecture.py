@@ -71,7 +71,7 @@ atomic_write_text(f"# Cross-architecture, {ds.label}, IPC {ipc}, profile `{profi
                   f"{out_dir}/table.md")
 atomic_write_text(rows_to_csv(rows), f"{out_dir}/table.csv")
 write_report(out_dir, {"notebook": "cross_architecture", "profile": profile, "dataset": ds.name, "dataset_label": ds.label,
-                       "ipc": ipc, "recipe": recipe, "proxy_pool": pool.config.describe(),
+                       "ipc": ipc, "recipe": recipe,
                        "cells": {a: {m: {"acc_mean": results[m][a]["mean"], "acc_std": results[m][a]["std"]} for m in methods} for a in archs}},
-             {"cross_architecture": fig}, device, started)
+             {"cross_architecture": fig}, device, started, pools=[pool])
 print("written", out_dir)

@@ -80,10 +80,9 @@ summary = {k: {m: {"acc_mean": v["methods"][m]["accuracy"]["mean"], "acc_std": v
 labels = sorted({v["dataset_label"] for v in raw.values()})
 write_report(out_dir, {"notebook": "main_table", "profile": profile, "dataset": ",".join(datasets),
                        "dataset_label": ", ".join(labels), "cells": summary, "rows": rows,
-                       "proxy_pools": sorted({v["proxy_pool"]["describe"] for v in raw.values()}),
                        "configs": {k: {m: v["methods"][m]["config"] for m in methods} for k, v in raw.items()},
                        "cell_commits": produced_by, "cell_devices": devices,
                        "reused_cells": sorted(k for k, v in raw.items() if v.get("reused")),
                        "reused_methods": {k: v["reused_methods"] for k, v in raw.items() if v.get("reused_methods")}},
-             {"accuracy": fig}, device, started)
+             {"accuracy": fig}, device, started, pools=[v["proxy_pool"]["describe"] for v in raw.values()])
 print("written", out_dir)

@@ -91,6 +91,6 @@ fig_grid.tight_layout()
 write_report(out_dir, {"notebook": "quickstart", "profile": profile, "dataset": ds.name, "dataset_label": ds.label,
                        "method": cfg.method, "ipc": ipc, "seed": seed, "accuracy": acc,
                        "cmi_feature": cmi["feature"]["mean"], "cmi_logit": cmi["logit"]["mean"],
-                       "proxy_pool": cfg.pool.describe(), "config": cfg.to_dict()},
-             {"loss": fig_loss, "images": fig_grid}, device, started)
+                       "config": cfg.to_dict()},
+             {"loss": fig_loss, "images": fig_grid}, device, started, pools=[cfg.pool])
 print("written", out_dir)

@@ -42,7 +42,7 @@ from ddcmi.report import write_report
 started = time.time()
 out_dir = out_dir or ddcmi.store.reports_dir() / profile / "synthetic_grids"
 device = ddcmi.utils.pick_device()
-figures, cells, labels = {}, {}, []
+figures, cells, labels, pools = {}, {}, [], []
 
 # %%
 for name in datasets:
@@ -50,6 +50,7 @@ for name in datasets:
     labels.append(ds.label)
     cfgs = {m: ddcmi.make_config(profile, name, m, ipc, seed) for m in methods}
     pool = ddcmi.ProxyPool.build(next(c.pool for c in cfgs.values()), ds, device)
+    pools.append(pool)
     results = {m: run_or_resume(c, ds, device, pool) for m, c in cfgs.items()}
     first = next(iter(results.values()))
     init = denormalize(torch.load(first.out_dir / "initial_images.pt"), ds.mean, ds.std).clamp(0, 1)
@@ -69,5 +70,5 @@ for name in datasets:
 
 # %%
 write_report(out_dir, {"notebook": "synthetic_grids", "profile": profile, "dataset": ",".join(datasets),
-                       "dataset_label": ", ".join(labels), "ipc": ipc, "cells": cells}, figures, device, started)
+                       "dataset_label": ", ".join(labels), "ipc": ipc, "cells": cells}, figures, device, started, pools=pools)
 print("written", out_dir)

@@ -101,7 +101,7 @@ if ipc not in sweep.ipcs or lambda_scale not in sweep.lambda_scales:
 demo = teaching.build_demo(profile, ds, device, seed=seed, sweep=sweep)
 print(f"proxies: {demo.pool_title}; sweep ready in {demo.seconds:.0f} s")
 figures["images"] = teaching.draw_demo(demo, ipc, lambda_scale)
-metrics.update({"dataset": ds.name, "dataset_label": ds.label, "proxy_pool": demo.pool_title,
+metrics.update({"dataset": ds.name, "dataset_label": ds.label,
                 "demo_setting": sweep.describe(), "demo_sweep": demo.table(), "demo_build_s": demo.seconds,
                 "lambda_scale": lambda_scale, "profile_lambda": demo.profile_lambda,
                 "cmi_feature_dm": demo.run(ipc, 0).cmi, "cmi_feature_dm+cmi": demo.run(ipc, 1).cmi})
@@ -137,5 +137,5 @@ else:
     print("static path: figures above drawn for lam =", lam, ", ipc =", ipc, ", lambda_scale =", lambda_scale)
 
 # %%
-write_report(out_dir, metrics, figures, device, started)
+write_report(out_dir, metrics, figures, device, started, pools=[demo.pool])
 print("written", out_dir)

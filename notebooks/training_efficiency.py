@@ -89,5 +89,5 @@ write_report(out_dir, {"notebook": "training_efficiency", "profile": profile, "d
                        "ipc": ipc, "curves": curves, "verdict": verdict, "seconds_per_iteration": rates,
                        "slow_stretches": slow,
                        "cells": {f"{ds.name}/ipc{ipc}": {m: {"acc_mean": runs[m]["final_acc"]["mean"], "acc_std": runs[m]["final_acc"]["std"]} for m in methods}}},
-             {"accuracy_vs_iterations_and_time": fig}, device, started)
+             {"accuracy_vs_iterations_and_time": fig}, device, started, pools=[pool])
 print("written", out_dir)

@@ -86,6 +86,11 @@ def test_notebook_runs_at_smoke_and_writes_its_report(path, tmp_path, mnist, mon
     numbers = [v for v in _leaves(metrics) if isinstance(v, float)]
     assert numbers and all(math.isfinite(v) for v in numbers)
     assert metrics["profile"] == "smoke" and "git_commit" in metrics["provenance"]
+    # every notebook's numbers depend on a proxy pool (CMI measured under it, +CMI sets distilled with it):
+    # the report names it, in the one key write_report keeps, and the index shows it
+    assert metrics["proxy_pools"] and all("epochs on" in p for p in metrics["proxy_pools"])
+    row = next(line for line in index.splitlines() if f"[smoke/{path.stem}]" in line)
+    assert metrics["proxy_pools"][0] in row and "not recorded" not in row
     assert list(out.glob("*.png"))
     assert metrics["figure_problems"] == {}  # every figure: labelled axes, a legend where series share a panel
 

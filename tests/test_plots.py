@@ -56,6 +56,7 @@ def test_report_index_lists_every_report_and_names_cells_run_elsewhere(tmp_path)
     assert "(earlier runs of this report: 60.0 min)" in rows[2] and "earlier runs" not in rows[0]
     assert "except" not in rows[0] and "(except mnist/ipc10 on NVIDIA H200)" in rows[1]
     assert "## Sweep reports" not in index
+    assert all("| not recorded |" in r for r in rows)  # none of them named a pool
     # the overview across methods: each row's paired gain, the lambda where one is recorded
     write_report(tmp_path / "cpu" / "d", {"notebook": "cmi_across_methods", "profile": "cpu", "pairs": [], "rows": [
         {"dataset": "mnist", "method": "idc", "lambda": 1500.0, "gain": 0.035},
@@ -101,3 +102,23 @@ def test_slow_stretches_name_the_part_of_a_run_that_shared_the_cpu():
     assert slow_stretches(its, secs) == [(20, 30, 4.0)]
     assert slow_stretches(its, [0, 10, 20, 30, 40]) == []
     assert slow_stretches([0, 10], [0, 10]) == []  # one stretch has no median to compare with
+
+
+def test_a_report_records_its_proxy_pools_in_one_key_and_the_index_shows_them(tmp_path):
+    import json
+    from types import SimpleNamespace
+    from ddcmi.proxy import PoolConfig
+    from ddcmi.report import report_pools, write_index, write_report
+    strong, weak = PoolConfig("mnist", epochs=8), PoolConfig("mnist", epochs=2, train_per_class=2000)
+    built = SimpleNamespace(config=strong)  # a built ProxyPool is named by its config
+    write_report(tmp_path / "cpu" / "a", {"notebook": "a", "profile": "cpu"}, None, "cpu",
+                 pools=[built, weak, strong, strong.describe()])
+    m = json.loads((tmp_path / "cpu" / "a" / "metrics.json").read_text())
+    assert m["proxy_pools"] == sorted([strong.describe(), weak.describe()])  # distinct, sorted, one per pool
+    assert "8 epochs on all" in strong.describe() and "2 epochs on 2000/class" in weak.describe()
+    row = next(line for line in write_index(tmp_path).read_text().splitlines() if "[cpu/a]" in line)
+    assert f"| {m['proxy_pools'][0]}; {m['proxy_pools'][1]} |" in row
+    # reports written before the key: the single pool they kept, as a string or a comparison's dict
+    assert report_pools({"proxy_pool": "4 x resnet18"}) == "4 x resnet18"
+    assert report_pools({"proxy_pool": {"describe": "2 x convnet3", "key": "k"}}) == "2 x convnet3"
+    assert report_pools({"proxy_pools": []}) == report_pools({}) == "not recorded"
