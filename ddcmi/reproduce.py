@@ -32,6 +32,7 @@ THREE_DATASETS = ["mnist", "fashion_mnist", "cifar10_jpeg"]
 CPU_GRIDS = [f"reports/cpu/{g}.yaml" for g in (
     "main_table_pool8/grid", "main_table_pool8/grid_mtt_lambda", "main_table_pool8/grid_mnist",
     "main_table_pool8/grid_fashion_mnist", "main_table_idm/grid_cifar10_jpeg", "main_table_idm/grid_fashion_mnist",
+    "main_table_idm/grid_mnist",
     "seed_check/grid", "seed_check/grid_fashion_mnist", "seed_check/grid_fashion_mnist_dsa")]
 STATIC = {"interactive": False}  # the teaching demo's sliders need a browser; a reproduction draws the static path
 PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {

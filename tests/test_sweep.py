@@ -298,3 +298,19 @@ def test_a_grid_file_and_its_cells_dir_resolve_from_the_project_root_in_a_notebo
     assert all(c.finished(g.cells_dir) is not None for c in g.cells())  # its kept records are found from there
     with pytest.raises(ddcmi.ConfigError, match="does not exist"):
         load_grid("reports/cpu/no_such_grid.yaml")
+
+
+def test_every_committed_cpu_grid_loads_names_its_own_sweep_and_keeps_cells_beside_its_report():
+    """`cmi_across_methods` reads CPU_GRIDS: each must parse, and two grids must not share a sweep name
+    (their sweeps/<name>/ folders would mix) unless they are the same file."""
+    from pathlib import Path
+    from ddcmi import store
+    from ddcmi.reproduce import CPU_GRIDS
+    root = store.project_root()
+    if root is None or not (root / CPU_GRIDS[0]).is_file():
+        pytest.skip("needs the source checkout and its committed reports")
+    grids = [load_grid(str(root / g)) for g in CPU_GRIDS]
+    assert len({g.name for g in grids}) == len(grids)
+    for path, g in zip(CPU_GRIDS, grids):
+        assert g.profile == "cpu" and g.cells(), path
+        assert Path(g.cells_dir).parent == (root / path).parent, path  # kept records travel with the report
