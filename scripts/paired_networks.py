@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -28,24 +27,20 @@ from ddcmi.synset import SyntheticSet
 
 
 def load_run(folder: Path):
-    cfg = DistillConfig.from_dict(json.loads((folder / "config.json").read_text())["config"])
-    return cfg, SyntheticSet.load(folder / "synset.pt", expect_dataset=cfg.dataset)
+    """A finished run's set and its config (the set carries the config it was distilled with)."""
+    synset = SyntheticSet.load(folder / "synset.pt")  # none there: ArtefactError, exit 2 below
+    return DistillConfig.from_dict(synset.config), synset
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("base", type=Path, help="the base run's folder (config.json, synset.pt)")
+    ap.add_argument("base", type=Path, help="the base run's folder (its synset.pt)")
     ap.add_argument("plus", type=Path, help="the +CMI run's folder, same dataset and IPC")
     ap.add_argument("--seeds", type=int, nargs="+", required=True, help="one network per set and seed")
     ap.add_argument("--recipe", choices=("standard", "run"), default="standard")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--device", default=None)
     args = ap.parse_args()
-    for folder in (args.base, args.plus):
-        if not (folder / "synset.pt").is_file() or not (folder / "config.json").is_file():
-            print(f"paired_networks: error: {folder} is not a finished run (no synset.pt / config.json); "
-                  "pass a folder under runs/", file=sys.stderr)
-            return 2
     (cb, sb), (cp, sp) = load_run(args.base), load_run(args.plus)
     if (cb.dataset, cb.ipc) != (cp.dataset, cp.ipc):
         print(f"paired_networks: error: the runs differ in dataset or IPC ({cb.dataset} IPC {cb.ipc} against "
@@ -53,14 +48,16 @@ def main() -> int:
         return 2
     device = ddcmi.utils.pick_device(args.device)
     ds = ddcmi.load_dataset(cb.dataset, root=args.data_root)
+    sets = []  # (method, set, the recipe of one network as this set needs it)
+    for cfg, synset in ((cb, sb), (cp, sp)):
+        recipe = standard_recipe(cfg.eval) if args.recipe == "standard" else cfg.eval
+        sets.append((cfg.method, synset, synset.recipe(dataclasses.replace(recipe, num_models=1))))
     rows = []
     for seed in args.seeds:
         accs = []
-        for cfg, synset in ((cb, sb), (cp, sp)):
-            recipe = standard_recipe(cfg.eval) if args.recipe == "standard" else cfg.eval
-            recipe = dataclasses.replace(recipe, num_models=1)
-            print(f"seed {seed}: {cfg.method}, 1 x {recipe.arch}, {recipe.epochs} epochs ({args.recipe} recipe)", flush=True)
-            accs.append(evaluated(synset.images, synset.labels, ds, synset.recipe(recipe), seed, device)["mean"])
+        for method, synset, recipe in sets:
+            print(f"seed {seed}: {method}, 1 x {recipe.arch}, {recipe.epochs} epochs ({args.recipe} recipe)", flush=True)
+            accs.append(evaluated(synset.images, synset.labels, ds, recipe, seed, device)["mean"])
         rows.append((seed, *accs))
         gains = [100 * (p - b) for _, b, p in rows]
         se = statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 else float("nan")
@@ -75,7 +72,7 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         raise SystemExit(main())
-    except DDCMIError as e:  # bad data root, damaged set, ...: the kit's message, no traceback
+    except DDCMIError as e:  # no or damaged set, bad data root, ...: the kit's message, no traceback
         print(f"paired_networks: error: {e}", file=sys.stderr)
         raise SystemExit(2)
     except KeyboardInterrupt:

@@ -301,8 +301,8 @@ def test_a_grid_file_and_its_cells_dir_resolve_from_the_project_root_in_a_notebo
 
 
 def test_every_committed_cpu_grid_loads_names_its_own_sweep_and_keeps_cells_beside_its_report():
-    """`cmi_across_methods` reads CPU_GRIDS: each must parse, and two grids must not share a sweep name
-    (their sweeps/<name>/ folders would mix) unless they are the same file."""
+    """`cmi_across_methods` reads CPU_GRIDS: each must parse, and no two may share a sweep name (their
+    sweeps/<name>/ folders would mix)."""
     from pathlib import Path
     from ddcmi import store
     from ddcmi.reproduce import CPU_GRIDS
