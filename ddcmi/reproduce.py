@@ -33,7 +33,8 @@ CPU_GRIDS = [f"reports/cpu/{g}.yaml" for g in (
     "main_table_pool8/grid", "main_table_pool8/grid_mtt_lambda", "main_table_pool8/grid_mnist",
     "main_table_pool8/grid_fashion_mnist", "main_table_idm/grid_cifar10_jpeg", "main_table_idm/grid_fashion_mnist",
     "main_table_idm/grid_mnist",
-    "seed_check/grid", "seed_check/grid_fashion_mnist", "seed_check/grid_fashion_mnist_dsa")]
+    "seed_check/grid", "seed_check/grid_fashion_mnist", "seed_check/grid_fashion_mnist_dsa",
+    "seed_check/grid_fashion_mnist_idm")]
 STATIC = {"interactive": False}  # the teaching demo's sliders need a browser; a reproduction draws the static path
 PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
     "smoke": {"teaching_demo": STATIC},
