@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from ddcmi.config import DistillConfig
 from ddcmi.errors import DDCMIError
 from ddcmi.evaluate import standard_recipe
 from ddcmi.experiments.runs import evaluated
+from ddcmi.experiments.study import paired_gain
 from ddcmi.synset import SyntheticSet
 
 
@@ -59,10 +59,11 @@ def main() -> int:
             print(f"seed {seed}: {method}, 1 x {recipe.arch}, {recipe.epochs} epochs ({args.recipe} recipe)", flush=True)
             accs.append(evaluated(synset.images, synset.labels, ds, recipe, seed, device)["mean"])
         rows.append((seed, *accs))
-        gains = [100 * (p - b) for _, b, p in rows]
-        se = statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 else float("nan")
+        so_far = paired_gain([100 * b for _, b, _ in rows], [100 * p for _, _, p in rows])
+        se = float("nan") if so_far["se"] is None else so_far["se"]
         print(f"seed {seed}: {cb.method} {100 * accs[0]:.2f} %, {cp.method} {100 * accs[1]:.2f} %, "
-              f"gain {gains[-1]:+.2f}; so far {statistics.mean(gains):+.2f} +- {se:.2f} over {len(gains)}", flush=True)
+              f"gain {100 * (accs[1] - accs[0]):+.2f}; so far {so_far['mean']:+.2f} +- {se:.2f} over {so_far['n']}",
+              flush=True)
     print(f"\n| seed | {cb.method} % | {cp.method} % | gain (points) |\n|---|---|---|---|")
     for seed, b, p in rows:
         print(f"| {seed} | {100 * b:.2f} | {100 * p:.2f} | {100 * (p - b):+.2f} |")
