@@ -11,10 +11,11 @@ Prints, each measured here and extrapolated only where said:
    each one class at a time, all classes in one forward (`batch_classes`) and that with bf16 autocast
    (`autocast=real+cmi` for DM+CMI, `real` for DM);
 2. one `paper` pool member (ResNet-18, batch 256, the full training split): seconds per epoch, and the
-   hours for the whole pool (200 members x 40 epochs, extrapolated from one epoch); then 4 members
-   trained together (`train_epochs_stacked`), in fp32 and under bf16 autocast;
+   hours for the whole pool (200 members x 40 epochs, extrapolated from one epoch); the same compiled
+   (`pool.compile=true`); then 4 members trained together (`train_epochs_stacked`), in fp32 and under bf16 autocast;
 3. evaluation of an IPC 10 set (ConvNet-3, DSA, batch 256): seconds for 100 epochs of one network, and
-   the minutes for 5 networks x 1000 epochs (extrapolated); then the 5 trained together (`eval.stacked`),
+   the minutes for 5 networks x 1000 epochs (extrapolated); the same compiled (`eval.compile=true`); then the
+   5 trained together (`eval.stacked`),
    in fp32 and under bf16 autocast (`eval.autocast=train+test`);
 
 against the issue's targets (3 min, 1 h, 1 min). Nothing is written.
@@ -104,6 +105,10 @@ def main() -> None:
     epoch_s = timed(lambda: train_epochs(model, x, y, recipe, g), device, repeats=1, warmup=1)
     print(f"\npaper pool member (ResNet-18, {n} images, batch 256): {epoch_s:.2f} s per epoch; 200 members x 40 "
           f"epochs = {200 * 40 * epoch_s / 3600:.2f} h (extrapolated; target <= 1 h)", flush=True)
+    rc = dataclasses.replace(recipe, compile=True)  # pool.compile=true; compiled in the warm-up epoch
+    comp_s = timed(lambda: train_epochs(model, x, y, rc, g), device, repeats=1, warmup=1)
+    print(f"the same compiled (pool.compile=true): {comp_s:.2f} s per epoch; the pool = {200 * 40 * comp_s / 3600:.2f} h "
+          f"({epoch_s / comp_s:.2f}x eager)", flush=True)
     from ddcmi.train import train_epochs_stacked
     for k, bf16 in ((4, False), (4, True)):  # several members trained together (instance norm: no buffers)
         stack = [init_weights_(create_model("resnet18", ds.channels, ds.num_classes, ds.image_size,
@@ -122,6 +127,10 @@ def main() -> None:
     eval_s = timed(lambda: train_on_synset(sx, sy, ds, ec, g, device), device, repeats=1, warmup=1)
     print(f"evaluation of an IPC 10 set: {eval_s:.2f} s for {ec.epochs} epochs of one ConvNet-3; 5 networks x 1000 "
           f"epochs = {5 * 1000 / ec.epochs * eval_s / 60:.2f} min (extrapolated; target <= 1 min)")
+    cc = dataclasses.replace(ec, compile=True)
+    comp_s = timed(lambda: train_on_synset(sx, sy, ds, cc, g, device), device, repeats=1, warmup=1)
+    print(f"the same compiled (eval.compile=true): {comp_s:.2f} s; 5 x 1000 epochs = "
+          f"{5 * 1000 / ec.epochs * comp_s / 60:.2f} min ({eval_s / comp_s:.2f}x eager)", flush=True)
     from ddcmi.evaluate import train_stacked_on_synset
     stacked_s = timed(lambda: train_stacked_on_synset(sx, sy, ds, ec, g, device, 5), device, repeats=1, warmup=1)
     print(f"the same, 5 networks trained together (eval.stacked): {stacked_s:.2f} s for {ec.epochs} epochs of all 5; "

@@ -54,6 +54,9 @@ class EvalConfig:
     # the networks' training too (parameters and SGD stay fp32). Off by default: fp32 wherever accuracy is in
     # doubt (docs/performance.md has the measurement)
     autocast: str = "none"
+    # torch.compile the networks' training step (the memory-bound layers fused; equal within float rounding,
+    # 1.18x per step for ConvNet-3 on a 2-core CPU, docs/performance.md). Off by default, as every speed switch
+    compile: bool = False
 
     @property
     def bf16_train(self) -> bool:
@@ -94,7 +97,7 @@ def recipe_of(config: EvalConfig) -> Recipe:
     """The protocol's training recipe as the shared trainer's :class:`~ddcmi.train.Recipe`."""
     return Recipe(epochs=config.epochs, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                   batch_size=config.batch_size, lr_milestones=tuple(config.lr_milestones), lr_gamma=config.lr_gamma,
-                  cutmix_prob=config.cutmix_prob, dsa=config.dsa, bf16=config.bf16_train)
+                  cutmix_prob=config.cutmix_prob, dsa=config.dsa, bf16=config.bf16_train, compile=config.compile)
 
 
 def train_on_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset, config: EvalConfig,
@@ -233,4 +236,5 @@ def evaluate_synset(images: torch.Tensor, labels: torch.Tensor, dataset: Dataset
     return {"arch": config.arch, "mean": float(t.mean()), "std": float(t.std(unbiased=False)), "accs": accs,
             "num_models": config.num_models, "epochs": config.epochs, "test_images": len(test_set.y),
             "full_test_set": test_set.full, "lr": config.lr, "zca": config.zca, "seconds": round(before + time.time() - t0, 1),
-            **({"autocast": config.autocast} if config.autocast != "none" else {})}
+            **({"autocast": config.autocast} if config.autocast != "none" else {}),
+            **({"compile": True} if config.compile else {})}

@@ -53,6 +53,7 @@ class ExpertConfig:
     train_per_class: int = 0  # 0 = the whole train split; n > 0 = n random images per class (approximation)
     dsa: DSAConfig = field(default_factory=DSAConfig)
     arch_kwargs: dict = field(default_factory=dict)
+    compile: bool = False  # torch.compile each expert's training step (a speed switch: equal within float rounding)
 
     def key(self) -> str:
         """Stable: only the values that differ from the defaults enter the digest (ddcmi.keys)."""
@@ -65,7 +66,7 @@ class ExpertConfig:
 
     def recipe(self) -> Recipe:
         return Recipe(epochs=self.epochs, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                      batch_size=self.batch_size, dsa=self.dsa)
+                      batch_size=self.batch_size, dsa=self.dsa, compile=self.compile)
 
 
 def experts_dir(config: ExpertConfig, root: str | Path | None = None) -> Path:

@@ -40,6 +40,7 @@ class PoolConfig:
     batch_size: int = 256
     train_per_class: int = 0  # 0 = the whole train split; n > 0 = n random images per class (approximation)
     arch_kwargs: dict = field(default_factory=dict)
+    compile: bool = False  # torch.compile each member's training step (a speed switch: equal within float rounding)
 
     def key(self) -> str:
         """Stable: only the values that differ from the defaults enter the digest (ddcmi.keys)."""
@@ -202,7 +203,7 @@ def _train_member(config: PoolConfig, dataset: Dataset, x, y, index: int, device
     if holder is not None:
         holder["model"] = model
     recipe = Recipe(epochs=config.epochs, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                    batch_size=config.batch_size)
+                    batch_size=config.batch_size, compile=config.compile)
     return resumable_training(
         model, x, y, recipe, g, None if directory is None else _partial(directory, index), PARTIAL_FORMAT,
         {"config": dataclasses.asdict(config), "index": index},

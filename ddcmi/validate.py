@@ -58,6 +58,10 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("DistillConfig", "autocast"): ("none", "real", "cmi", "real+cmi"),
     ("EvalConfig", "autocast"): ("none", "test", "train+test"),
 }
+# dataclass name -> pairs of switches that cannot both be on (two routes to the same end)
+EXCLUSIVE: dict[str, tuple[tuple[str, str], ...]] = {
+    "EvalConfig": (("stacked", "compile"),),  # the stacked trainer (torch.func) is not compiled
+}
 WIDTH_KEYS = ("net_kwargs", "arch_kwargs")  # {"width": n} must be a positive int
 # annotation -> (what it must be, the check); bool is an int to Python, so it is kept apart
 TYPES = {int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
@@ -91,6 +95,10 @@ def _problems(obj, prefix: str) -> list[str]:
             w = value["width"]
             if not isinstance(w, int) or isinstance(w, bool) or w < 1:
                 out.append(f"{key}.width must be a positive integer, got {w!r}")
+    for a, b in EXCLUSIVE.get(type(obj).__name__, ()):
+        if getattr(obj, a) is True and getattr(obj, b) is True:
+            out.append(f"{prefix}{a} and {prefix}{b} are both on, but they are two ways to the same speed-up; "
+                       f"set one of them to false")
     return out
 
 
