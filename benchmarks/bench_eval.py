@@ -4,8 +4,8 @@ stacked trainer), paired in one process on this machine.
     python benchmarks/bench_eval.py                                   # cifar10_jpeg, IPC 10, 20 epochs
     python benchmarks/bench_eval.py --dataset mnist --ipc 50 --epochs 10 --repeats 3
 
-For every mode (``eval.autocast`` = none / test / train+test, and ``eval.compile=true``, whose graph is
-compiled in a warm-up before the timed repeats; ``--stacked N`` adds N networks trained together by the
+For every mode (``eval.autocast`` = none / test / train+test, and ``eval.compile=true`` alone and with
+``train+test``, whose graphs are compiled in a warm-up before the timed repeats; ``--stacked N`` adds N networks trained together by the
 stacked trainer, fp32 and bf16) the script trains a fresh ConvNet-3 (the evaluation
 protocol's recipe at the profile's config, only the epochs cut to ``--epochs``) on a random set of
 ``--ipc`` images per class, then tests it on ``--test-images`` test images, and prints the median seconds
@@ -49,13 +49,16 @@ def main():
     images = torch.randn(args.ipc * ds.num_classes, ds.channels, *ds.image_size, generator=g)
     labels = torch.arange(ds.num_classes).repeat_interleave(args.ipc)
     test = TestSet(ds, device, args.test_images)
-    modes = {"none": {}, "test": {"autocast": "test"}, "train+test": {"autocast": "train+test"}, "compile": {"compile": True}}
+    modes = {"none": {}, "test": {"autocast": "test"}, "train+test": {"autocast": "train+test"}, "compile": {"compile": True},
+             "compile, train+test": {"compile": True, "autocast": "train+test"}}
     times = {m: ([], []) for m in modes}
     stacked = {m: [] for m in ("none", "train+test")} if args.stacked else {}
     print(f"{ds.name}, IPC {args.ipc}, ConvNet-3, {args.epochs} epochs, {len(test.y)} test images, "
           f"{torch.get_num_threads()} threads, {device}; {args.repeats} interleaved repeats", flush=True)
     t0 = time.perf_counter()  # the compiled graph built once, before the timed repeats
-    train_on_synset(images, labels, ds, dataclasses.replace(base, epochs=1, compile=True), torch.Generator(), device)
+    for cast in ("none", "train+test"):
+        train_on_synset(images, labels, ds, dataclasses.replace(base, epochs=1, compile=True, autocast=cast),
+                        torch.Generator(), device)
     print(f"compile (one-off): {time.perf_counter() - t0:.1f} s", flush=True)
     for r in range(args.repeats):
         for mode, change in modes.items():
