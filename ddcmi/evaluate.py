@@ -55,7 +55,7 @@ class EvalConfig:
     # doubt (docs/performance.md has the measurement)
     autocast: str = "none"
     # torch.compile the networks' training step (the memory-bound layers fused; equal within float rounding,
-    # 1.18x per step for ConvNet-3 on a 2-core CPU, docs/performance.md). Off by default, as every speed switch
+    # 1.18-1.21x per epoch for ConvNet-3 on a 2-core CPU, docs/performance.md). Off by default, as every speed switch
     compile: bool = False
 
     @property
