@@ -5,8 +5,8 @@ stacked trainer), paired in one process on this machine.
     python benchmarks/bench_eval.py --dataset mnist --ipc 50 --epochs 10 --repeats 3
 
 For every mode (``eval.autocast`` = none / test / train+test, and ``eval.compile=true`` alone and with
-``train+test``, whose graphs are compiled in a warm-up before the timed repeats; ``--stacked N`` adds N networks trained together by the
-stacked trainer, fp32 and bf16) the script trains a fresh ConvNet-3 (the evaluation
+``train+test``, whose graphs are compiled in a warm-up before the timed repeats; ``--stacked N`` adds N
+networks trained together by the stacked trainer, fp32 and bf16) the script trains a fresh ConvNet-3 (the evaluation
 protocol's recipe at the profile's config, only the epochs cut to ``--epochs``) on a random set of
 ``--ipc`` images per class, then tests it on ``--test-images`` test images, and prints the median seconds
 of training (per epoch) and of the test pass, and each as a ratio to fp32. The modes are interleaved

@@ -35,16 +35,15 @@ def main():
     import ddcmi
     from ddcmi.proxy import _new_member, _training_split
     from ddcmi.models import init_weights_
-    from ddcmi.train import Recipe, train_epochs
+    from ddcmi.train import train_epochs
 
     device = ddcmi.utils.pick_device(args.device)
     ds = ddcmi.load_dataset(args.dataset, root=args.data_root)
     pool = ddcmi.make_config(args.profile, ds.name, "dm+cmi", 10).pool
     x, y = _training_split(ds, pool, device)
-    n = min(args.images, len(y))
+    full, n = len(y), min(args.images, len(y))
     x, y = x[:n], y[:n]
-    recipe = Recipe(epochs=1, lr=pool.lr, momentum=pool.momentum, weight_decay=pool.weight_decay,
-                    batch_size=pool.batch_size)
+    recipe = dataclasses.replace(pool.recipe(), epochs=1, compile=False)
     print(f"{ds.name}, profile {args.profile}: {pool.describe()}; one epoch on {n} images, "
           f"{torch.get_num_threads()} threads, {device}; {args.repeats} interleaved repeats", flush=True)
 
@@ -63,7 +62,6 @@ def main():
                                           device))
         print(f"  repeat {r + 1}/{args.repeats}: eager {times[False][-1]:.2f} s, compiled {times[True][-1]:.2f} s",
               flush=True)
-    full = len(_training_split(ds, pool, "cpu")[1])
     print("\n| pool member training | s per epoch on "
           f"{n} images | x eager | whole pool ({pool.count} x {pool.epochs} epochs on {full}), minutes |\n|---|---|---|---|")
     eager = statistics.median(times[False])

@@ -46,6 +46,11 @@ class PoolConfig:
         """Stable: only the values that differ from the defaults enter the digest (ddcmi.keys)."""
         return f"{slug(self.dataset)}-{self.arch}-n{self.count}-e{self.epochs}-s{self.seed}-{config_key(self)}"
 
+    def recipe(self) -> Recipe:
+        """Each member's training recipe for the shared trainer."""
+        return Recipe(epochs=self.epochs, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                      batch_size=self.batch_size, compile=self.compile)
+
     def describe(self) -> str:
         subset = "all" if not self.train_per_class else f"{self.train_per_class}/class"
         return f"{self.count} x {self.arch} {self.arch_kwargs or ''}, {self.epochs} epochs on {subset} ({self.key()})"
@@ -202,10 +207,8 @@ def _train_member(config: PoolConfig, dataset: Dataset, x, y, index: int, device
     model = init_weights_(_new_member(config, dataset), g).to(device)
     if holder is not None:
         holder["model"] = model
-    recipe = Recipe(epochs=config.epochs, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                    batch_size=config.batch_size, compile=config.compile)
     return resumable_training(
-        model, x, y, recipe, g, None if directory is None else _partial(directory, index), PARTIAL_FORMAT,
+        model, x, y, config.recipe(), g, None if directory is None else _partial(directory, index), PARTIAL_FORMAT,
         {"config": dataclasses.asdict(config), "index": index},
         lambda saved: same_config(saved.get("config") or {}, config) and saved.get("index") == index,
         progress=progress, desc=f"member {index}", on_epoch=on_epoch).eval()
