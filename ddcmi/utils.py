@@ -150,10 +150,24 @@ def git_commit(root: str | Path | None = None) -> str:
         return unknown
 
 
+def cpu_model() -> str:
+    """The CPU's model name ("AMD EPYC 7B13", "Intel(R) Xeon(R) ..."): Linux's /proc/cpuinfo, else what
+    ``platform`` knows, else the architecture. Results and benchmarks name it, as machines differ."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_model()}, {platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 _LOADED: dict[str, str] = {}

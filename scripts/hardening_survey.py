@@ -126,7 +126,7 @@ def main() -> int:
 
     import ddcmi
     lines = [f"Survey of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {ddcmi.utils.loaded_commit()}, "
-             f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores), Python {platform.python_version()}, "
+             f"{ddcmi.utils.cpu_model()}, {platform.machine()} ({os.cpu_count()} cores), Python {platform.python_version()}, "
              f"torch {torch.__version__}: `python scripts/hardening_survey.py --kills {args.kills} --threads {args.threads}`", ""]
     print(lines[0], flush=True)
     with tempfile.TemporaryDirectory(prefix="ddcmi-survey-") as tmp:

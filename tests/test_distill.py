@@ -236,3 +236,25 @@ def test_bf16_autocast_is_close_to_fp32_and_named_in_the_key(mnist):
         smoke("dm", autocast="fp16")
     with pytest.raises(ddcmi.ConfigError, match="bf16 real-image embeddings are implemented for dm"):
         Distiller(make_config("smoke", "mnist", "dsa", 10, overrides={"autocast": "real"}), mnist, progress=False)
+
+
+def test_provenance_names_the_cpu_model(monkeypatch):
+    """Results name the machine they ran on (machines differ between sessions): the CPU's model, not only
+    its architecture; without /proc/cpuinfo the name falls back to what ``platform`` knows."""
+    import builtins
+    import platform
+
+    from ddcmi import utils
+    cpu = torch.device("cpu")
+    assert utils.cpu_model() in utils.device_name(cpu) and f"{torch.get_num_threads()} threads" in utils.device_name(cpu)
+    assert utils.provenance(cpu)["device"] == utils.device_name(cpu)
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if str(path) == "/proc/cpuinfo":
+            raise OSError("no procfs here")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    assert utils.cpu_model() == (platform.machine() or "unknown CPU")
