@@ -12,8 +12,9 @@ process (the median of ``--repeats`` after a warm-up each):
 - ResNet-18 (instance norm, full width), logits of 100 synthetic images and their input gradient (the CMI term);
 - ConvNet-3, a training step (forward, backward, SGD) on 256 images (evaluation and pools).
 
-The layouts compute the same function: the largest difference of each pass's output, relative to its largest
-value, is printed beside the ratio. ``NCHW / channels-last`` above 1 means channels-last is faster.
+The layouts compute the same function; how exactly is printed beside the ratio: each layout's largest
+difference from the same pass in float64 (NCHW), relative to the largest value of the float64 output (for
+the training step, its first loss). ``NCHW / channels-last`` above 1 means channels-last is faster.
 """
 from __future__ import annotations
 
@@ -24,22 +25,23 @@ import torch
 from bench_dm import _timed  # the same clock as the other benchmarks (CUDA synchronised)
 
 
-def passes(channels: int, size: int, device, layout):
-    """name -> (callable returning a tensor) for one memory layout; the same weights for every layout."""
+def passes(channels: int, size: int, device, layout, dtype=torch.float32):
+    """name -> (callable returning a tensor) for one memory layout (and precision); the same weights and
+    inputs for every layout."""
     from ddcmi.models import create_model, init_weights_
     g = torch.Generator().manual_seed(0)
 
     def net(name):
         m = init_weights_(create_model(name, channels, 10, size), torch.Generator().manual_seed(1))
-        return m.to(device, memory_format=layout)
+        return m.to(device, dtype, memory_format=layout)
 
     def data(n):
-        return torch.randn(n, channels, size, size, generator=g).to(device).contiguous(memory_format=layout)
+        return torch.randn(n, channels, size, size, generator=g).to(device, dtype).contiguous(memory_format=layout)
 
     conv, resnet, train_net = net("convnet3").requires_grad_(False), net("resnet18").eval().requires_grad_(False), net("convnet3")
     real, syn, batch = data(256), data(100), data(256)
     labels = torch.arange(256, device=device) % 10
-    w = torch.randn(10, generator=g).to(device)  # a fixed random read-out of the logits, well conditioned
+    w = torch.randn(10, generator=g).to(device, dtype)  # a fixed random read-out of the logits
     opt = torch.optim.SGD(train_net.parameters(), lr=0.01, momentum=0.9)
 
     def real_embed():
@@ -80,18 +82,19 @@ def main() -> int:
           f"allocator {ddcmi._malloc.status()}; inputs {args.channels} x {args.size} x {args.size}\n")
     plain = passes(args.channels, args.size, device, torch.contiguous_format)
     last = passes(args.channels, args.size, device, torch.channels_last)
-    print("| pass | NCHW (s) | channels-last (s) | NCHW / channels-last | max rel. difference |")
-    print("|---|---|---|---|---|")
+    exact = passes(args.channels, args.size, device, torch.contiguous_format, torch.float64)
+    print("| pass | NCHW (s) | channels-last (s) | NCHW / channels-last | error vs fp64: NCHW | channels-last |")
+    print("|---|---|---|---|---|---|")
     for name in plain:
         a, b = plain[name], last[name]
-        ya, yb = a(), b()  # from the same weights (the training step's loss before either has moved them)
-        diff = ((ya - yb).abs().max() / ya.abs().max()).item()
+        ref = exact[name]().double()  # each from the same weights (a training step: before the timed ones move them)
+        err = [((fn().double() - ref).abs().max() / ref.abs().max()).item() for fn in (a, b)]
         times = {a: [], b: []}
         for _ in range(args.repeats):
             for fn in (a, b):
                 times[fn].append(_timed(fn, device))
         ta, tb = statistics.median(times[a]), statistics.median(times[b])
-        print(f"| {name} | {ta:.3f} | {tb:.3f} | {ta / tb:.2f}x | {diff:.1e} |", flush=True)
+        print(f"| {name} | {ta:.3f} | {tb:.3f} | {ta / tb:.2f}x | {err[0]:.1e} | {err[1]:.1e} |", flush=True)
     return 0
 
 
