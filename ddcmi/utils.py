@@ -167,7 +167,9 @@ def cpu_model() -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({cpu_model()}, {platform.machine()}, {torch.get_num_threads()} threads)"
+    model, arch = cpu_model(), platform.machine()
+    name = model if not arch or arch in model else f"{model}, {arch}"  # the fallback model is the architecture
+    return f"cpu ({name}, {torch.get_num_threads()} threads)"
 
 
 _LOADED: dict[str, str] = {}

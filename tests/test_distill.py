@@ -258,3 +258,4 @@ def test_provenance_names_the_cpu_model(monkeypatch):
     monkeypatch.setattr(builtins, "open", fake_open)
     monkeypatch.setattr(platform, "processor", lambda: "")
     assert utils.cpu_model() == (platform.machine() or "unknown CPU")
+    assert utils.device_name(cpu).count(platform.machine()) == 1  # the architecture named once, not twice
