@@ -12,7 +12,8 @@ Prints, each measured here and extrapolated only where said:
    (`autocast=real+cmi` for DM+CMI, `real` for DM);
 2. one `paper` pool member (ResNet-18, batch 256, the full training split): seconds per epoch, and the
    hours for the whole pool (200 members x 40 epochs, extrapolated from one epoch); the same compiled
-   (`pool.compile=true`); then 4 members trained together (`train_epochs_stacked`), in fp32 and under bf16 autocast;
+   (`pool.compile=true`), and compiled under bf16 autocast (`pool.autocast=train` too); then 4 members trained
+   together (`pool.stacked=4`), in fp32 and under bf16 autocast;
 3. evaluation of an IPC 10 set (ConvNet-3, DSA, batch 256): seconds for 100 epochs of one network, and
    the minutes for 5 networks x 1000 epochs (extrapolated); the same compiled (`eval.compile=true`); then the
    5 trained together (`eval.stacked`),
@@ -109,6 +110,10 @@ def main() -> None:
     comp_s = timed(lambda: train_epochs(model, x, y, rc, g), device, repeats=1, warmup=1)
     print(f"the same compiled (pool.compile=true): {comp_s:.2f} s per epoch; the pool = {200 * 40 * comp_s / 3600:.2f} h "
           f"({epoch_s / comp_s:.2f}x eager)", flush=True)
+    rb = dataclasses.replace(rc, bf16=True)  # pool.compile=true pool.autocast=train
+    bf_s = timed(lambda: train_epochs(model, x, y, rb, g), device, repeats=1, warmup=1)
+    print(f"compiled under bf16 autocast (pool.compile=true pool.autocast=train): {bf_s:.2f} s per epoch; the pool = "
+          f"{200 * 40 * bf_s / 3600:.2f} h ({epoch_s / bf_s:.2f}x eager)", flush=True)
     from ddcmi.train import train_epochs_stacked
     for k, bf16 in ((4, False), (4, True)):  # several members trained together (instance norm: no buffers)
         stack = [init_weights_(create_model("resnet18", ds.channels, ds.num_classes, ds.image_size,
@@ -117,7 +122,8 @@ def main() -> None:
         r = dataclasses.replace(recipe, bf16=bf16)
         train_epochs_stacked(stack, x[:2560], y[:2560], r, gens)  # warm-up on 10 batches, not a whole epoch
         s = timed(lambda: train_epochs_stacked(stack, x, y, r, gens), device, repeats=1, warmup=0)
-        print(f"{k} members trained together{' under bf16 autocast' if bf16 else ''} (train_epochs_stacked): {s:.2f} s "
+        print(f"{k} members trained together{' under bf16 autocast' if bf16 else ''} (pool.stacked={k}"
+              f"{' pool.autocast=train' if bf16 else ''}): {s:.2f} s "
               f"per epoch of all {k}; the pool = {200 / k * 40 * s / 3600:.2f} h (extrapolated; "
               f"{k * epoch_s / s:.2f}x one by one)", flush=True)
 

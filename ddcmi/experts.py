@@ -137,7 +137,8 @@ class ExpertBuffer:
             _partial(d, i).unlink(missing_ok=True)
             return acc
 
-        build_missing(d, "expert", "expert buffer", config.count, config.epochs, PARTIAL_FORMAT, train_one, progress,
+        build_missing(d, "expert", "expert buffer", config.count, config.epochs, PARTIAL_FORMAT,
+                      lambda indices: [train_one(i) for i in indices], progress,
                       f"expert buffer {config.key()}")
         return cls.open(config, dataset, root, device)
 

@@ -1,8 +1,9 @@
 """A pool of frozen pretrained proxy networks, trained once, cached on disk, held in memory.
 
 The cache key is derived from the pool's full config (dataset, architecture, count, epochs, seed,
-optimiser, subset), so two configs never share files. Members are trained one by one and each is
-saved atomically as soon as it is done: an interrupted build resumes with the next member.
+optimiser, subset), so two configs never share files. Members are trained one by one (or a few together,
+``stacked``) and each is saved atomically as soon as it is done: an interrupted build resumes with the next
+member, and a member in training from its last epoch.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 from .data import Dataset
 from .errors import ArtefactError, ConfigError
 from .models import DDNet, create_model, init_weights_
-from .train import Recipe, build_missing, resumable_training
+from .train import Recipe, build_missing, resumable_training_stacked
 from . import store
 from .keys import config_key, same_config
 from .utils import atomic_torch_save, atomic_write_json, bf16_autocast, load_artefact, provenance, slug
@@ -41,6 +42,13 @@ class PoolConfig:
     train_per_class: int = 0  # 0 = the whole train split; n > 0 = n random images per class (approximation)
     arch_kwargs: dict = field(default_factory=dict)
     compile: bool = False  # torch.compile each member's training step (a speed switch: equal within float rounding)
+    # train this many members together (stacked parameters, one vmapped step for all: a GPU's fast path; each
+    # member takes the same draws as alone and ends equal within float rounding); networks with buffers (batch
+    # norm) train one by one. A speed switch: its own key entry, off (1) by default
+    stacked: int = 1
+    # "train": the members' forward passes and loss under bf16 autocast (weights, gradients and SGD stay fp32;
+    # the recorded test accuracy is measured in fp32). Off ("none") by default: fp32 wherever accuracy is in doubt
+    autocast: str = "none"
 
     def key(self) -> str:
         """Stable: only the values that differ from the defaults enter the digest (ddcmi.keys)."""
@@ -49,7 +57,7 @@ class PoolConfig:
     def recipe(self) -> Recipe:
         """Each member's training recipe for the shared trainer."""
         return Recipe(epochs=self.epochs, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                      batch_size=self.batch_size, compile=self.compile)
+                      batch_size=self.batch_size, compile=self.compile, bf16=self.autocast == "train")
 
     def describe(self) -> str:
         subset = "all" if not self.train_per_class else f"{self.train_per_class}/class"
@@ -114,25 +122,32 @@ class ProxyPool:
                                "train_seconds": round(seconds, 1)}, pool_dir(cfg, root) / f"member_{i:04d}.pt")
             return acc
 
-        def train_one(i: int) -> float:
+        def train(indices: list[int]) -> list[float]:
             if not data:  # prepared once, only when a member is missing
                 data["x"], data["y"] = _training_split(dataset, config, device)
                 data["xt"], data["yt"] = dataset.normalize(dataset.test.images, device), dataset.test.labels.to(device)
             t0 = time.time()
             holder: dict = {}
 
-            def on_epoch(epoch: int) -> None:
+            def seconds() -> float:  # this session's training, shared evenly by the members trained together
+                return (time.time() - t0) / len(indices)
+
+            def on_epoch(k: int, epoch: int) -> None:
                 snap = dataclasses.replace(config, epochs=epoch)
-                if epoch in snapshots and not (pool_dir(snap, root) / f"member_{i:04d}.pt").exists():
-                    save(snap, i, holder["model"], time.time() - t0)  # seconds of this session's training
+                if epoch in snapshots and not (pool_dir(snap, root) / f"member_{indices[k]:04d}.pt").exists():
+                    save(snap, indices[k], holder["models"][k], seconds())
 
-            model = _train_member(config, dataset, data["x"], data["y"], i, device, progress, d, on_epoch, holder)
-            acc = save(config, i, model, time.time() - t0)
-            _partial(d, i).unlink(missing_ok=True)
-            return acc
+            models = _train_members(config, dataset, data["x"], data["y"], indices, device, progress, d, on_epoch,
+                                    holder)
+            spent = seconds()  # before the test passes
+            accs = [save(config, i, model, spent) for i, model in zip(indices, models)]
+            for i in indices:
+                _partial(d, i).unlink(missing_ok=True)
+            return accs
 
-        build_missing(d, "member", "proxy pool", config.count, config.epochs, PARTIAL_FORMAT, train_one, progress,
-                      f"proxy pool {config.key()}")
+        group = config.stacked if not _has_buffers(_new_member(config, dataset)) else 1
+        build_missing(d, "member", "proxy pool", config.count, config.epochs, PARTIAL_FORMAT, train, progress,
+                      f"proxy pool {config.key()}", group)
         return cls.load(config, dataset, device, root)
 
     @classmethod
@@ -198,20 +213,29 @@ def _partial(d: Path, index: int) -> Path:
     return d / f"member_{index:04d}.partial.pt"
 
 
-def _train_member(config: PoolConfig, dataset: Dataset, x, y, index: int, device, progress: bool,
-                  directory: Path | None = None, on_epoch=None, holder: dict | None = None) -> DDNet:
-    """One member with the release's recipe; with ``directory``, checkpointed after every epoch
-    (model, optimiser, generator) and resumed from there, so an interrupted member loses at most an epoch.
-    ``on_epoch(epoch)`` runs after each epoch with the network in ``holder["model"]``."""
-    g = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
-    model = init_weights_(_new_member(config, dataset), g).to(device)
+def _has_buffers(model: torch.nn.Module) -> bool:
+    return any(True for _ in model.buffers())
+
+
+def _train_members(config: PoolConfig, dataset: Dataset, x, y, indices: list[int], device, progress: bool,
+                   directory: Path | None = None, on_epoch=None, holder: dict | None = None) -> list[DDNet]:
+    """The members ``indices`` with the release's recipe, trained together when there are several
+    (``pool.stacked``); with ``directory``, each checkpointed after every epoch (model, optimiser,
+    generator) and resumed from there, so an interrupted member loses at most an epoch. ``on_epoch(k,
+    epoch)`` runs after each epoch with member ``indices[k]``'s network in ``holder["models"][k]``."""
+    gens = [torch.Generator().manual_seed(config.seed * 1_000_003 + i) for i in indices]
+    models = [init_weights_(_new_member(config, dataset), g).to(device) for g in gens]
     if holder is not None:
-        holder["model"] = model
-    return resumable_training(
-        model, x, y, config.recipe(), g, None if directory is None else _partial(directory, index), PARTIAL_FORMAT,
-        {"config": dataclasses.asdict(config), "index": index},
-        lambda saved: same_config(saved.get("config") or {}, config) and saved.get("index") == index,
-        progress=progress, desc=f"member {index}", on_epoch=on_epoch).eval()
+        holder["models"] = models
+
+    def checkpoint(i: int):
+        return (None if directory is None else _partial(directory, i), {"config": dataclasses.asdict(config), "index": i},
+                lambda saved: same_config(saved.get("config") or {}, config) and saved.get("index") == i)
+
+    desc = f"member {indices[0]}" + (f"-{indices[-1]}" if len(indices) > 1 else "")
+    trained = resumable_training_stacked(models, x, y, config.recipe(), gens, [checkpoint(i) for i in indices],
+                                         PARTIAL_FORMAT, progress=progress, desc=desc, on_epoch=on_epoch)
+    return [m.eval() for m in trained]
 
 
 @torch.no_grad()

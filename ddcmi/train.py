@@ -116,12 +116,7 @@ def train_epochs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recip
     train mode; callers switch to eval."""
     optimizer = optimizer or recipe.optimizer(model)
     decay_epochs = _decay_epochs(recipe)
-    if start_epoch:  # the schedule of the epochs already done, multiplied in the same order
-        lr = recipe.lr
-        for _ in sorted(e for e in decay_epochs if e < start_epoch):
-            lr *= recipe.lr_gamma
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    _resume_lr(optimizer, recipe, start_epoch)
     dsa = DSA(recipe.dsa)
     steps_per_epoch = (len(y) + recipe.batch_size - 1) // recipe.batch_size
     bar = tqdm(total=recipe.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=desc,
@@ -143,6 +138,16 @@ def train_epochs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recip
 
 def _decay_epochs(recipe: Recipe) -> set[int]:
     return {int(f * recipe.epochs) for f in recipe.lr_milestones}
+
+
+def _resume_lr(optimizer: torch.optim.Optimizer, recipe: Recipe, start_epoch: int) -> None:
+    """Set the learning rate of the epochs already done (the schedule multiplied in the same order)."""
+    if start_epoch:
+        lr = recipe.lr
+        for _ in sorted(e for e in _decay_epochs(recipe) if e < start_epoch):
+            lr *= recipe.lr_gamma
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
 
 def skip_training_draws(x: torch.Tensor, y: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> None:
@@ -176,12 +181,19 @@ def stacked_gradients(template: torch.nn.Module, stacks: dict, xs: torch.Tensor,
 
 
 def train_epochs_stacked(models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
-                         generators: list[torch.Generator], progress: bool = False, desc: str = "train") -> list:
+                         generators: list[torch.Generator], progress: bool = False, desc: str = "train",
+                         optimizer_states: list[dict] | None = None, start_epoch: int = 0,
+                         on_epoch: Callable[[int, Callable[[int], dict]], None] | None = None) -> list:
     """:func:`train_epochs` for several networks of one architecture at once: their parameters stacked
     (``torch.func``), one vmapped forward and backward per step for all of them (:func:`stacked_gradients`),
     one SGD step on the stacks. Network k takes its draws from ``generators[k]`` in train_epochs' order, so
     each ends as train_epochs would leave it, within float rounding (vmapped convolutions sum in another
-    order; tests/test_evaluate_stacked.py). Networks with buffers (batch norm) are refused: use train_epochs."""
+    order; tests/test_evaluate_stacked.py). Networks with buffers (batch norm) are refused: use train_epochs.
+
+    Resuming as train_epochs does: from ``start_epoch``, with each network's own optimiser state (the
+    ``state_dict`` of its one-network SGD) in ``optimizer_states``. After each epoch the networks hold
+    their parameters and ``on_epoch(epoch, optimizer_state)`` runs, ``optimizer_state(k)`` giving network
+    k's optimiser state in that one-network form (so a checkpoint resumes by either trainer)."""
     import copy
 
     from torch.func import stack_module_state
@@ -191,14 +203,24 @@ def train_epochs_stacked(models: list[torch.nn.Module], x: torch.Tensor, y: torc
     if recipe.compile:
         raise ValueError("train_epochs_stacked does not compile; use train_epochs for a compiled recipe")
     params, _ = stack_module_state(models)
-    names = list(params)
+    names = list(params)  # named_parameters' order: the order of each network's own optimiser
     template = copy.deepcopy(models[0]).to("meta")
     stacks = [params[n] for n in names]
     optimizer = torch.optim.SGD(stacks, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    if optimizer_states is not None:
+        optimizer.load_state_dict(_stacked_optimizer_state(optimizer_states))
+    _resume_lr(optimizer, recipe, start_epoch)
     dsa, decay = DSA(recipe.dsa), _decay_epochs(recipe)
     steps_per_epoch = (len(y) + recipe.batch_size - 1) // recipe.batch_size
-    bar = tqdm(total=recipe.epochs * steps_per_epoch, desc=desc, leave=False, disable=not progress)
-    for epoch in range(recipe.epochs):
+    bar = tqdm(total=recipe.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=desc, leave=False,
+               disable=not progress)
+
+    def unstack() -> None:
+        with torch.no_grad():
+            for k, m in enumerate(models):
+                m.load_state_dict({n: params[n][k] for n in names})
+
+    for epoch in range(start_epoch, recipe.epochs):
         if epoch in decay:
             for group in optimizer.param_groups:
                 group["lr"] *= recipe.lr_gamma
@@ -213,11 +235,46 @@ def train_epochs_stacked(models: list[torch.nn.Module], x: torch.Tensor, y: torc
                 params[n].grad = grads[n]
             optimizer.step()
             bar.update()
+        if on_epoch is not None:
+            unstack()
+            on_epoch(epoch + 1, lambda k: _member_optimizer_state(optimizer, k))
     bar.close()
-    with torch.no_grad():
-        for k, m in enumerate(models):
-            m.load_state_dict({n: params[n][k] for n in names})
+    unstack()
     return models
+
+
+def _member_optimizer_state(optimizer: torch.optim.Optimizer, k: int) -> dict:
+    """Network k's part of a stacked SGD's state, as its own one-network SGD's ``state_dict`` (copied: a
+    saved view would carry the whole stack)."""
+    import copy
+    sd = optimizer.state_dict()
+    state = {i: {name: t[k].clone() if torch.is_tensor(t) and t.dim() else t for name, t in s.items()}
+             for i, s in sd["state"].items()}
+    return {"state": state, "param_groups": copy.deepcopy(sd["param_groups"])}
+
+
+def _stacked_optimizer_state(states: list[dict]) -> dict:
+    """The stacked SGD's ``state_dict`` from each network's own (:func:`_member_optimizer_state` reversed)."""
+    first = states[0]
+    state = {i: {name: torch.stack([s["state"][i][name] for s in states]) if torch.is_tensor(t) and t.dim() else t
+                 for name, t in entry.items()} for i, entry in first["state"].items()}
+    return {"state": state, "param_groups": first["param_groups"]}
+
+
+def _saved_partial(path: Path | None, fmt: str, matches: Callable[[dict], bool]) -> dict | None:
+    """The partial-training checkpoint at ``path`` when there is one that ``matches``, else None."""
+    from .utils import load_artefact
+    if path is None or not path.exists():
+        return None
+    saved = load_artefact(path, fmt, "partial training checkpoint", f"delete {path} (that network restarts)")
+    return saved if matches(saved) else None
+
+
+def _save_partial(path: Path, fmt: str, header: dict, epoch: int, model: torch.nn.Module, optimizer_state: dict,
+                  generator: torch.Generator, extra: dict | None = None) -> None:
+    from .utils import atomic_torch_save
+    atomic_torch_save({"format": fmt, **header, "epoch": epoch, "state_dict": model.state_dict(),
+                       "optimizer": optimizer_state, "generator": generator.get_state(), **(extra or {})}, path)
 
 
 def resumable_training(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
@@ -230,50 +287,90 @@ def resumable_training(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     ``restore(saved)`` gets the caller's part back), so an interrupted network loses at most an epoch.
     ``on_epoch(epoch)`` runs after each epoch, before the checkpoint (MTT's experts record their
     parameters there). The last epoch writes no checkpoint: the caller saves the result."""
-    from .utils import atomic_torch_save, load_artefact
     optimizer, start = recipe.optimizer(model), 0
-    if path is not None and path.exists():
-        saved = load_artefact(path, fmt, "partial training checkpoint", f"delete {path} (that network restarts)")
-        if matches(saved):
-            model.load_state_dict(saved["state_dict"])
-            optimizer.load_state_dict(saved["optimizer"])
-            generator.set_state(saved["generator"])
-            start = saved["epoch"]
-            if restore is not None:
-                restore(saved)
+    saved = _saved_partial(path, fmt, matches)
+    if saved is not None:
+        model.load_state_dict(saved["state_dict"])
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"])
+        start = saved["epoch"]
+        if restore is not None:
+            restore(saved)
 
     def after_epoch(epoch: int, opt: torch.optim.Optimizer) -> None:
         if on_epoch is not None:
             on_epoch(epoch)
         if path is not None and epoch < recipe.epochs:
-            atomic_torch_save({"format": fmt, **header, "epoch": epoch, "state_dict": model.state_dict(),
-                               "optimizer": opt.state_dict(), "generator": generator.get_state(),
-                               **(extra_state() if extra_state is not None else {})}, path)
+            _save_partial(path, fmt, header, epoch, model, opt.state_dict(), generator,
+                          extra_state() if extra_state is not None else None)
 
     return train_epochs(model, x, y, recipe, generator, optimizer=optimizer, start_epoch=start, on_epoch=after_epoch,
                         progress=progress, desc=desc)
 
 
+def resumable_training_stacked(models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+                               generators: list[torch.Generator], checkpoints: list[tuple[Path | None, dict, Callable]],
+                               fmt: str, progress: bool = False, desc: str = "train",
+                               on_epoch: Callable[[int, int], None] | None = None) -> list[torch.nn.Module]:
+    """:func:`resumable_training` for networks trained together (:func:`train_epochs_stacked`): network k
+    is checkpointed after every epoch to its own ``checkpoints[k] = (path, header, matches)`` in the very
+    form resumable_training writes, so either trainer resumes it. Networks whose checkpoints stand at
+    different epochs (an interruption between two of the writes) resume one by one. ``on_epoch(k, epoch)``
+    runs after each epoch for each network, before its checkpoint."""
+    def one(k: int) -> torch.nn.Module:
+        path, header, matches = checkpoints[k]
+        return resumable_training(models[k], x, y, recipe, generators[k], path, fmt, header, matches, progress, desc,
+                                  on_epoch=None if on_epoch is None else (lambda epoch: on_epoch(k, epoch)))
+
+    saved = [_saved_partial(path, fmt, matches) for path, _, matches in checkpoints]
+    starts = {0 if s is None else s["epoch"] for s in saved}
+    if len(models) == 1 or len(starts) > 1:
+        return [one(k) for k in range(len(models))]
+    start, states = starts.pop(), None
+    if start:
+        for model, g, s in zip(models, generators, saved):
+            model.load_state_dict(s["state_dict"])
+            g.set_state(s["generator"])
+        states = [s["optimizer"] for s in saved]
+
+    def after_epoch(epoch: int, optimizer_state: Callable[[int], dict]) -> None:
+        for k, (path, header, _) in enumerate(checkpoints):
+            if on_epoch is not None:
+                on_epoch(k, epoch)
+            if path is not None and epoch < recipe.epochs:
+                _save_partial(path, fmt, header, epoch, models[k], optimizer_state(k), generators[k])
+
+    return train_epochs_stacked(models, x, y, recipe, generators, progress, desc, optimizer_states=states,
+                                start_epoch=start, on_epoch=after_epoch)
+
+
 def build_missing(directory: Path, noun: str, what: str, count: int, epochs: int, partial_fmt: str,
-                  train_one: Callable[[int], float], progress: bool = True, desc: str = "") -> None:
+                  train: Callable[[list[int]], list[float]], progress: bool = True, desc: str = "",
+                  group: int = 1) -> None:
     """Train the members ``<noun>_<i:04d>.pt`` of a cached collection (a proxy pool, MTT's experts) that
-    ``directory`` lacks: ``train_one(i)`` trains member i (checkpointed per epoch in
-    ``<noun>_<i:04d>.partial.pt``), saves it atomically and returns its test accuracy. On Ctrl-C it says
-    what is kept and how to resume."""
+    ``directory`` lacks, ``group`` at a time: ``train(indices)`` trains those members (each checkpointed per
+    epoch in ``<noun>_<i:04d>.partial.pt``), saves them atomically and returns their test accuracies. On
+    Ctrl-C it says what is kept and how to resume."""
     from .utils import load_artefact
     missing = [i for i in range(count) if not (directory / f"{noun}_{i:04d}.pt").exists()]
     if not missing:
         return
-    bar = tqdm(missing, desc=desc, initial=count - len(missing), total=count, disable=not progress)
-    for i in bar:
+    bar = tqdm(total=count, initial=count - len(missing), desc=desc, disable=not progress)
+    for start in range(0, len(missing), group):
+        indices = missing[start:start + group]
         try:
-            acc = train_one(i)
+            accs = train(indices)
         except KeyboardInterrupt:
             bar.close()
             done = sum((directory / f"{noun}_{k:04d}.pt").exists() for k in range(count))
-            partial = directory / f"{noun}_{i:04d}.partial.pt"
-            epoch = load_artefact(partial, partial_fmt, f"partial {noun}", "delete it")["epoch"] \
-                if partial.exists() else 0
-            raise KeyboardInterrupt(f"{what} {directory}: {done} of {count} {noun}s kept, {noun} {i} kept after "
-                                    f"{epoch} of {epochs} epochs; run the same command again to resume") from None
-        bar.set_postfix(test_acc=f"{acc:.3f}")
+            kept = []
+            for i in indices:
+                partial = directory / f"{noun}_{i:04d}.partial.pt"
+                epoch = load_artefact(partial, partial_fmt, f"partial {noun}", "delete it")["epoch"] \
+                    if partial.exists() else 0
+                kept.append(f"{noun} {i} kept after {epoch} of {epochs} epochs")
+            raise KeyboardInterrupt(f"{what} {directory}: {done} of {count} {noun}s kept, {', '.join(kept)}; "
+                                    f"run the same command again to resume") from None
+        bar.update(len(indices))
+        bar.set_postfix(test_acc=", ".join(f"{a:.3f}" for a in accs))
+    bar.close()

@@ -41,6 +41,7 @@ RULES: dict[tuple[str, str], tuple[float, float | None, bool]] = {
     ("PoolConfig", "weight_decay"): (0, None, True),
     ("PoolConfig", "batch_size"): (1, None, True),
     ("PoolConfig", "train_per_class"): (0, None, True),
+    ("PoolConfig", "stacked"): (1, None, True),
     ("ExpertConfig", "count"): (1, None, True),
     ("ExpertConfig", "epochs"): (1, None, True),
     ("ExpertConfig", "seed"): (0, None, True),
@@ -57,10 +58,12 @@ RULES: dict[tuple[str, str], tuple[float, float | None, bool]] = {
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("DistillConfig", "autocast"): ("none", "real", "cmi", "real+cmi"),
     ("EvalConfig", "autocast"): ("none", "test", "train+test"),
+    ("PoolConfig", "autocast"): ("none", "train"),
 }
 # dataclass name -> pairs of switches that cannot both be on (two routes to the same end)
 EXCLUSIVE: dict[str, tuple[tuple[str, str], ...]] = {
     "EvalConfig": (("stacked", "compile"),),  # the stacked trainer (torch.func) is not compiled
+    "PoolConfig": (("stacked", "compile"),),
 }
 WIDTH_KEYS = ("net_kwargs", "arch_kwargs")  # {"width": n} must be a positive int
 # annotation -> (what it must be, the check); bool is an int to Python, so it is kept apart
@@ -68,6 +71,11 @@ TYPES = {int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, 
          float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
          bool: ("true or false", lambda v: isinstance(v, bool)),
          str: ("a string", lambda v: isinstance(v, str))}
+
+
+def _on(value) -> bool:
+    """Whether a switch is on: true, or a group size above one (``pool.stacked=4``)."""
+    return value is True or (type(value) is int and value > 1)
 
 
 def _problems(obj, prefix: str) -> list[str]:
@@ -96,9 +104,9 @@ def _problems(obj, prefix: str) -> list[str]:
             if not isinstance(w, int) or isinstance(w, bool) or w < 1:
                 out.append(f"{key}.width must be a positive integer, got {w!r}")
     for a, b in EXCLUSIVE.get(type(obj).__name__, ()):
-        if getattr(obj, a) is True and getattr(obj, b) is True:
+        if _on(getattr(obj, a)) and _on(getattr(obj, b)):
             out.append(f"{prefix}{a} and {prefix}{b} are both on, but they are two ways to the same speed-up; "
-                       f"set one of them to false")
+                       f"turn one of them off ({prefix}{b}=false)")
     return out
 
 

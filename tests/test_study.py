@@ -55,9 +55,9 @@ def test_a_study_grid_names_its_axes_and_refuses_careless_input():
 def test_a_study_runs_through_the_store_with_one_base_run_and_snapshot_pools(toy, tmp_path, monkeypatch):
     import ddcmi.proxy
     monkeypatch.setenv("DDCMI_STORE", str(tmp_path))
-    trained, original = [], ddcmi.proxy._train_member
-    monkeypatch.setattr(ddcmi.proxy, "_train_member", lambda config, *a, **k: trained.append(config.epochs) or
-                        original(config, *a, **k))
+    trained, original = [], ddcmi.proxy._train_members
+    monkeypatch.setattr(ddcmi.proxy, "_train_members", lambda config, dataset, x, y, indices, *a, **k:
+                        trained.extend([config.epochs] * len(indices)) or original(config, dataset, x, y, indices, *a, **k))
     axes = {"pool.epochs": [1, 2], "lambda_scale": [4.0]}
     over = ["iterations=3", "eval.num_models=2", "eval.epochs=10"]
     grid, points, summary = study.run_study("smoke", toy.name, 1, "dm", axes, overrides=over, threads=1, progress=False)

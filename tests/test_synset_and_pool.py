@@ -181,3 +181,92 @@ def test_provenance_names_the_code_a_process_loaded_when_the_checkout_moves_on(m
     assert p["git_commit"] == "aaaaaaaaaaaa" and p["git_commit_at_end"] == "bbbbbbbbbbbb"
     monkeypatch.setattr(utils, "git_commit", lambda root=None: "aaaaaaaaaaaa")
     assert "git_commit_at_end" not in utils.provenance(torch.device("cpu"))
+
+
+def _flat(model) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.state_dict().values()])
+
+
+def test_stacked_pool_members_end_where_one_by_one_training_leaves_them(toy, tmp_path):
+    """pool.stacked: members trained together (a group of 2 and a last one alone) equal the plain build within
+    float rounding, their snapshots too, and the members are three different networks."""
+    cfg = PoolConfig(toy.name, arch="convnet3", count=3, epochs=2, arch_kwargs={"width": 8})
+    fast = dataclasses.replace(cfg, stacked=2)
+    assert fast.key() != cfg.key() and cfg.key() == PoolConfig(toy.name, arch="convnet3", count=3, epochs=2,
+                                                                arch_kwargs={"width": 8}).key()
+    plain = ProxyPool.build(cfg, toy, root=tmp_path / "a", progress=False, snapshots=[1])
+    together = ProxyPool.build(fast, toy, root=tmp_path / "b", progress=False, snapshots=[1])
+    for epochs in (1, 2):
+        a = ProxyPool.load(dataclasses.replace(cfg, epochs=epochs), toy, root=tmp_path / "a")
+        b = ProxyPool.load(dataclasses.replace(fast, epochs=epochs), toy, root=tmp_path / "b")
+        for m, n in zip(a.members, b.members):
+            pa, pb = _flat(m), _flat(n)
+            assert float((pa - pb).norm() / pa.norm()) < 1e-5  # float rounding only
+        assert b.info["test_acc"] == pytest.approx(a.info["test_acc"], abs=0.02)
+    assert not torch.equal(_flat(together.members[0]), _flat(together.members[1]))
+    assert not list((tmp_path / "b").rglob("*.partial.pt"))
+    bn = ProxyPool.build(PoolConfig(toy.name, arch="convnet3_bn", count=2, epochs=1, stacked=2,
+                                    arch_kwargs={"width": 8}), toy, root=tmp_path / "c", progress=False)
+    assert len(bn) == 2  # batch norm: trained one by one, the switch is ignored
+
+
+def test_an_interrupted_stacked_group_resumes_from_its_last_epoch_bitwise(toy, tmp_path, monkeypatch):
+    """Each member of a group checkpoints in the one-network form; the group resumes together, bitwise."""
+    import ddcmi.train
+    from conftest import interrupt_at_call
+    cfg = PoolConfig(toy.name, arch="convnet3", count=2, epochs=3, stacked=2, arch_kwargs={"width": 8})
+    whole = ProxyPool.build(cfg, toy, root=tmp_path / "a", progress=False)
+    original = interrupt_at_call(monkeypatch, ddcmi.train, "stacked_gradients", 2 * 2 + 1)  # 2 steps an epoch
+    with pytest.raises(KeyboardInterrupt, match="0 of 2 members kept, member 0 kept after 2 of 3 epochs, "
+                                                "member 1 kept after 2 of 3 epochs"):
+        ProxyPool.build(cfg, toy, root=tmp_path / "b", progress=False)
+    saved = torch.load(tmp_path / "b" / cfg.key() / "member_0001.partial.pt", weights_only=False)
+    one = torch.optim.SGD(ddcmi.create_model("convnet3", toy.channels, toy.num_classes, toy.image_size,
+                                             width=8).parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    one.load_state_dict(saved["optimizer"])  # the one-network optimiser's own form
+    buf = saved["optimizer"]["state"][0]["momentum_buffer"]
+    assert buf.untyped_storage().nbytes() == buf.numel() * buf.element_size()  # not a view of the whole stack
+    monkeypatch.setattr(ddcmi.train, "stacked_gradients", original)
+    resumed = ProxyPool.build(cfg, toy, root=tmp_path / "b", progress=False)
+    for m1, m2 in zip(whole.members, resumed.members):
+        assert torch.equal(_flat(m1), _flat(m2))
+    assert not list((tmp_path / "b").rglob("*.partial.pt"))
+
+
+def test_members_interrupted_at_different_epochs_resume_one_by_one(toy, tmp_path, monkeypatch):
+    """A group whose checkpoints stand at different epochs (Ctrl-C between two writes) resumes each alone."""
+    import ddcmi.train
+    cfg = PoolConfig(toy.name, arch="convnet3", count=2, epochs=3, stacked=2, arch_kwargs={"width": 8})
+    whole = ProxyPool.build(cfg, toy, root=tmp_path / "a", progress=False)
+    d = tmp_path / "b" / cfg.key()
+    original, writes = ddcmi.train._save_partial, {"n": 0}
+
+    def save_then_stop(path, *a, **k):  # epoch 1: both written; epoch 2: member 0 written, then Ctrl-C
+        original(path, *a, **k)
+        writes["n"] += 1
+        if writes["n"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ddcmi.train, "_save_partial", save_then_stop)
+    with pytest.raises(KeyboardInterrupt, match="member 0 kept after 2 of 3 epochs, member 1 kept after 1 of 3"):
+        ProxyPool.build(cfg, toy, root=tmp_path / "b", progress=False)
+    monkeypatch.setattr(ddcmi.train, "_save_partial", original)
+    assert sorted(p.name for p in d.glob("*.partial.pt")) == ["member_0000.partial.pt", "member_0001.partial.pt"]
+    resumed = ProxyPool.build(cfg, toy, root=tmp_path / "b", progress=False)
+    for m1, m2 in zip(whole.members, resumed.members):
+        pa, pb = _flat(m1), _flat(m2)
+        assert float((pa - pb).norm() / pa.norm()) < 1e-4  # float rounding, grown over 3 epochs (measured 3e-5)
+
+
+def test_pool_autocast_trains_under_bf16_and_bad_pool_switches_are_refused_early(toy, tmp_path):
+    cfg = PoolConfig(toy.name, arch="convnet3", count=1, epochs=2, arch_kwargs={"width": 8})
+    plain = ProxyPool.build(cfg, toy, root=tmp_path, progress=False)
+    bf16 = ProxyPool.build(dataclasses.replace(cfg, autocast="train"), toy, root=tmp_path, progress=False)
+    pa, pb = _flat(plain.members[0]), _flat(bf16.members[0])
+    assert 0 < float((pa - pb).norm() / pa.norm()) < 0.05  # bf16's rounding, not another network
+    assert bf16.info["key"] != plain.info["key"] and dataclasses.replace(cfg, autocast="train").recipe().bf16
+    for bad, message in ((dict(autocast="bf16"), "autocast must be one of none, train"),
+                         (dict(stacked=0), "stacked must be >= 1"),
+                         (dict(stacked=2, compile=True), "stacked and compile are both on")):
+        with pytest.raises(ddcmi.ConfigError, match=message):
+            ProxyPool.build(dataclasses.replace(cfg, **bad), toy, root=tmp_path, progress=False)
