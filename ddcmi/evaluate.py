@@ -137,8 +137,9 @@ def _training_tensors(images, labels, dataset: Dataset, config: EvalConfig, devi
 
 
 def _has_buffers(dataset: Dataset, config: EvalConfig) -> bool:
-    m = create_model(config.arch, dataset.channels, dataset.num_classes, dataset.image_size, **config.arch_kwargs)
-    return any(True for _ in m.buffers())
+    from .train import has_buffers
+    return has_buffers(create_model(config.arch, dataset.channels, dataset.num_classes, dataset.image_size,
+                                    **config.arch_kwargs))
 
 
 class TestSet:

@@ -29,7 +29,7 @@ from .errors import ArtefactError, ConfigError
 from .keys import config_key, same_config
 from .models import DDNet, create_model, init_weights_
 from .proxy import _training_split, accuracy
-from .train import Recipe, build_missing, resumable_training
+from .train import Checkpoint, Recipe, build_missing, group_name, has_buffers, member_checkpoint, resumable_training_stacked
 from .utils import atomic_torch_save, atomic_write_json, load_artefact, provenance, slug
 
 FORMAT = "ddcmi-expert-v1"
@@ -54,6 +54,10 @@ class ExpertConfig:
     dsa: DSAConfig = field(default_factory=DSAConfig)
     arch_kwargs: dict = field(default_factory=dict)
     compile: bool = False  # torch.compile each expert's training step (a speed switch: equal within float rounding)
+    # train this many experts together (stacked parameters, one vmapped step for all: a GPU's fast path; each
+    # takes the same draws as alone and ends, trajectory and all, equal within float rounding); networks with
+    # buffers (batch norm) train one by one. A speed switch: its own key entry, off (1) by default
+    stacked: int = 1
 
     def key(self) -> str:
         """Stable: only the values that differ from the defaults enter the digest (ddcmi.keys)."""
@@ -122,24 +126,27 @@ class ExpertBuffer:
         d = experts_dir(config, root)
         data: dict = {}
 
-        def train_one(i: int) -> float:
+        def train(indices: list[int]) -> list[float]:
             if not data:  # prepared once, only when an expert is missing
                 from .evaluate import TestSet
                 data["x"], data["y"] = _training_split(dataset, config, device, _transform(config, dataset))
                 data["test"] = TestSet(dataset, device, zca=config.zca)
             t0 = time.time()
-            model, trajectory = _train_expert(config, dataset, data["x"], data["y"], i, device, progress, d)
-            acc = accuracy(model, data["test"].x, data["test"].y)
-            atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(config), "index": i,
-                               "layout": [[n, list(s)] for n, s in parameter_layout(model)],
-                               "trajectory": trajectory, "test_acc": acc,
-                               "train_seconds": round(time.time() - t0, 1)}, d / f"expert_{i:04d}.pt")
-            _partial(d, i).unlink(missing_ok=True)
-            return acc
+            trained = _train_experts(config, dataset, data["x"], data["y"], indices, device, progress, d)
+            spent = (time.time() - t0) / len(indices)  # shared evenly by the experts trained together
+            accs = []
+            for i, (model, trajectory) in zip(indices, trained):
+                accs.append(accuracy(model, data["test"].x, data["test"].y))
+                atomic_torch_save({"format": FORMAT, "config": dataclasses.asdict(config), "index": i,
+                                   "layout": [[n, list(s)] for n, s in parameter_layout(model)],
+                                   "trajectory": trajectory, "test_acc": accs[-1],
+                                   "train_seconds": round(spent, 1)}, d / f"expert_{i:04d}.pt")
+                _partial(d, i).unlink(missing_ok=True)
+            return accs
 
-        build_missing(d, "expert", "expert buffer", config.count, config.epochs, PARTIAL_FORMAT,
-                      lambda indices: [train_one(i) for i in indices], progress,
-                      f"expert buffer {config.key()}")
+        group = config.stacked if not has_buffers(_new_expert(config, dataset)) else 1
+        build_missing(d, "expert", "expert buffer", config.count, config.epochs, PARTIAL_FORMAT, train, progress,
+                      f"expert buffer {config.key()}", group)
         return cls.open(config, dataset, root, device)
 
     @classmethod
@@ -193,21 +200,22 @@ def _partial(d: Path, index: int) -> Path:
     return d / f"expert_{index:04d}.partial.pt"
 
 
-def _train_expert(config: ExpertConfig, dataset: Dataset, x, y, index: int, device, progress: bool,
-                  directory: Path | None) -> tuple[DDNet, torch.Tensor]:
-    """One expert through the shared trainer; its parameters recorded after every epoch, checkpointed
-    with them after every epoch (an interrupted expert loses at most one)."""
-    g = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
-    model = init_weights_(_new_expert(config, dataset), g).to(device)
-    rows = [flat_parameters(model)]
+def _train_experts(config: ExpertConfig, dataset: Dataset, x, y, indices: list[int], device, progress: bool,
+                   directory: Path | None) -> list[tuple[DDNet, torch.Tensor]]:
+    """The experts ``indices`` through the shared trainer (together when there are several, ``stacked``), each
+    with its parameters recorded after every epoch and checkpointed with them after every epoch (an
+    interrupted expert loses at most one). Returns (network, trajectory) per expert."""
+    gens = [torch.Generator().manual_seed(config.seed * 1_000_003 + i) for i in indices]
+    models = [init_weights_(_new_expert(config, dataset), g).to(device) for g in gens]
+    rows = [[flat_parameters(m)] for m in models]
 
-    def restore(saved: dict) -> None:
-        rows[:] = list(saved["trajectory"].unbind(0))
+    def checkpoint(k: int, i: int) -> Checkpoint:
+        def restore(saved: dict) -> None:
+            rows[k][:] = list(saved["trajectory"].unbind(0))
+        return member_checkpoint(None if directory is None else _partial(directory, i), config, i,
+                                 lambda: {"trajectory": torch.stack(rows[k])}, restore)
 
-    resumable_training(model, x, y, config.recipe(), g, None if directory is None else _partial(directory, index),
-                       PARTIAL_FORMAT, {"config": dataclasses.asdict(config), "index": index},
-                       lambda saved: same_config(saved.get("config") or {}, config) and saved.get("index") == index,
-                       progress=progress, desc=f"expert {index}",
-                       on_epoch=lambda epoch: rows.append(flat_parameters(model)),
-                       extra_state=lambda: {"trajectory": torch.stack(rows)}, restore=restore)
-    return model.eval(), torch.stack(rows)
+    resumable_training_stacked(models, x, y, config.recipe(), gens, [checkpoint(k, i) for k, i in enumerate(indices)],
+                               PARTIAL_FORMAT, progress=progress, desc=group_name("expert", indices),
+                               on_epoch=lambda k, epoch: rows[k].append(flat_parameters(models[k])))
+    return [(m.eval(), torch.stack(r)) for m, r in zip(models, rows)]

@@ -17,7 +17,7 @@ import torch
 from .data import Dataset
 from .errors import ArtefactError, ConfigError
 from .models import DDNet, create_model, init_weights_
-from .train import Recipe, build_missing, resumable_training_stacked
+from .train import Recipe, build_missing, group_name, has_buffers, member_checkpoint, resumable_training_stacked
 from . import store
 from .keys import config_key, same_config
 from .utils import atomic_torch_save, atomic_write_json, bf16_autocast, load_artefact, provenance, slug
@@ -145,7 +145,7 @@ class ProxyPool:
                 _partial(d, i).unlink(missing_ok=True)
             return accs
 
-        group = config.stacked if not _has_buffers(_new_member(config, dataset)) else 1
+        group = config.stacked if not has_buffers(_new_member(config, dataset)) else 1
         build_missing(d, "member", "proxy pool", config.count, config.epochs, PARTIAL_FORMAT, train, progress,
                       f"proxy pool {config.key()}", group)
         return cls.load(config, dataset, device, root)
@@ -213,10 +213,6 @@ def _partial(d: Path, index: int) -> Path:
     return d / f"member_{index:04d}.partial.pt"
 
 
-def _has_buffers(model: torch.nn.Module) -> bool:
-    return any(True for _ in model.buffers())
-
-
 def _train_members(config: PoolConfig, dataset: Dataset, x, y, indices: list[int], device, progress: bool,
                    directory: Path | None = None, on_epoch=None, holder: dict | None = None) -> list[DDNet]:
     """The members ``indices`` with the release's recipe, trained together when there are several
@@ -228,13 +224,9 @@ def _train_members(config: PoolConfig, dataset: Dataset, x, y, indices: list[int
     if holder is not None:
         holder["models"] = models
 
-    def checkpoint(i: int):
-        return (None if directory is None else _partial(directory, i), {"config": dataclasses.asdict(config), "index": i},
-                lambda saved: same_config(saved.get("config") or {}, config) and saved.get("index") == i)
-
-    desc = f"member {indices[0]}" + (f"-{indices[-1]}" if len(indices) > 1 else "")
-    trained = resumable_training_stacked(models, x, y, config.recipe(), gens, [checkpoint(i) for i in indices],
-                                         PARTIAL_FORMAT, progress=progress, desc=desc, on_epoch=on_epoch)
+    checkpoints = [member_checkpoint(None if directory is None else _partial(directory, i), config, i) for i in indices]
+    trained = resumable_training_stacked(models, x, y, config.recipe(), gens, checkpoints, PARTIAL_FORMAT,
+                                         progress=progress, desc=group_name("member", indices), on_epoch=on_epoch)
     return [m.eval() for m in trained]
 
 

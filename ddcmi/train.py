@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -198,7 +198,7 @@ def train_epochs_stacked(models: list[torch.nn.Module], x: torch.Tensor, y: torc
 
     from torch.func import stack_module_state
 
-    if any(True for m in models for _ in m.buffers()):
+    if any(has_buffers(m) for m in models):
         raise ValueError("train_epochs_stacked needs networks without buffers (no batch norm); use train_epochs")
     if recipe.compile:
         raise ValueError("train_epochs_stacked does not compile; use train_epochs for a compiled recipe")
@@ -241,6 +241,11 @@ def train_epochs_stacked(models: list[torch.nn.Module], x: torch.Tensor, y: torc
     bar.close()
     unstack()
     return models
+
+
+def has_buffers(model: torch.nn.Module) -> bool:
+    """Whether ``model`` has buffers (batch norm's running statistics): such networks are not stacked."""
+    return any(True for _ in model.buffers())
 
 
 def _member_optimizer_state(optimizer: torch.optim.Optimizer, k: int) -> dict:
@@ -308,37 +313,68 @@ def resumable_training(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                         progress=progress, desc=desc)
 
 
+class Checkpoint(NamedTuple):
+    """Where and how :func:`resumable_training_stacked` checkpoints one of its networks: the arguments of
+    the same name of :func:`resumable_training`."""
+    path: Path | None
+    header: dict
+    matches: Callable[[dict], bool]
+    extra_state: Callable[[], dict] | None = None
+    restore: Callable[[dict], None] | None = None
+
+
+def group_name(noun: str, indices: list[int]) -> str:
+    """"member 4", or "member 4-7" for members trained together."""
+    return f"{noun} {indices[0]}" + (f"-{indices[-1]}" if len(indices) > 1 else "")
+
+
+def member_checkpoint(path: Path | None, config, index: int, extra_state: Callable[[], dict] | None = None,
+                      restore: Callable[[dict], None] | None = None) -> Checkpoint:
+    """The checkpoint of member ``index`` of a cached collection built from ``config`` (a proxy pool, MTT's
+    experts): it resumes only for the same config and index."""
+    import dataclasses
+
+    from .keys import same_config
+    return Checkpoint(path, {"config": dataclasses.asdict(config), "index": index},
+                      lambda saved: same_config(saved.get("config") or {}, config) and saved.get("index") == index,
+                      extra_state, restore)
+
+
 def resumable_training_stacked(models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
-                               generators: list[torch.Generator], checkpoints: list[tuple[Path | None, dict, Callable]],
-                               fmt: str, progress: bool = False, desc: str = "train",
+                               generators: list[torch.Generator], checkpoints: list[Checkpoint], fmt: str,
+                               progress: bool = False, desc: str = "train",
                                on_epoch: Callable[[int, int], None] | None = None) -> list[torch.nn.Module]:
     """:func:`resumable_training` for networks trained together (:func:`train_epochs_stacked`): network k
-    is checkpointed after every epoch to its own ``checkpoints[k] = (path, header, matches)`` in the very
-    form resumable_training writes, so either trainer resumes it. Networks whose checkpoints stand at
-    different epochs (an interruption between two of the writes) resume one by one. ``on_epoch(k, epoch)``
-    runs after each epoch for each network, before its checkpoint."""
+    is checkpointed after every epoch to its own ``checkpoints[k]`` in the very form resumable_training
+    writes, so either trainer resumes it. Networks whose checkpoints stand at different epochs (an
+    interruption between two of the writes) resume one by one. ``on_epoch(k, epoch)`` runs after each
+    epoch for each network, before its checkpoint."""
     def one(k: int) -> torch.nn.Module:
-        path, header, matches = checkpoints[k]
-        return resumable_training(models[k], x, y, recipe, generators[k], path, fmt, header, matches, progress, desc,
-                                  on_epoch=None if on_epoch is None else (lambda epoch: on_epoch(k, epoch)))
+        c = checkpoints[k]
+        return resumable_training(models[k], x, y, recipe, generators[k], c.path, fmt, c.header, c.matches, progress,
+                                  desc, None if on_epoch is None else (lambda epoch: on_epoch(k, epoch)),
+                                  c.extra_state, c.restore)
 
-    saved = [_saved_partial(path, fmt, matches) for path, _, matches in checkpoints]
+    saved = [_saved_partial(c.path, fmt, c.matches) for c in checkpoints]
     starts = {0 if s is None else s["epoch"] for s in saved}
     if len(models) == 1 or len(starts) > 1:
         return [one(k) for k in range(len(models))]
     start, states = starts.pop(), None
     if start:
-        for model, g, s in zip(models, generators, saved):
+        for model, g, s, c in zip(models, generators, saved, checkpoints):
             model.load_state_dict(s["state_dict"])
             g.set_state(s["generator"])
+            if c.restore is not None:
+                c.restore(s)
         states = [s["optimizer"] for s in saved]
 
     def after_epoch(epoch: int, optimizer_state: Callable[[int], dict]) -> None:
-        for k, (path, header, _) in enumerate(checkpoints):
+        for k, c in enumerate(checkpoints):
             if on_epoch is not None:
                 on_epoch(k, epoch)
-            if path is not None and epoch < recipe.epochs:
-                _save_partial(path, fmt, header, epoch, models[k], optimizer_state(k), generators[k])
+            if c.path is not None and epoch < recipe.epochs:
+                _save_partial(c.path, fmt, c.header, epoch, models[k], optimizer_state(k), generators[k],
+                              c.extra_state() if c.extra_state is not None else None)
 
     return train_epochs_stacked(models, x, y, recipe, generators, progress, desc, optimizer_states=states,
                                 start_epoch=start, on_epoch=after_epoch)

@@ -50,6 +50,7 @@ RULES: dict[tuple[str, str], tuple[float, float | None, bool]] = {
     ("ExpertConfig", "weight_decay"): (0, None, True),
     ("ExpertConfig", "batch_size"): (1, None, True),
     ("ExpertConfig", "train_per_class"): (0, None, True),
+    ("ExpertConfig", "stacked"): (1, None, True),
     ("CMIConfig", "temperature"): (0, None, False),  # weight and interval: CMIConfig checks them itself
     ("CMIConfig", "real_centroid_samples"): (1, None, True),
     ("CMIConfig", "max_batch"): (1, None, True),
@@ -64,6 +65,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 EXCLUSIVE: dict[str, tuple[tuple[str, str], ...]] = {
     "EvalConfig": (("stacked", "compile"),),  # the stacked trainer (torch.func) is not compiled
     "PoolConfig": (("stacked", "compile"),),
+    "ExpertConfig": (("stacked", "compile"),),
 }
 WIDTH_KEYS = ("net_kwargs", "arch_kwargs")  # {"width": n} must be a positive int
 # annotation -> (what it must be, the check); bool is an int to Python, so it is kept apart

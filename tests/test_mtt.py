@@ -166,6 +166,29 @@ def test_the_expert_buffer_resumes_after_a_kill_mid_expert(toy, tmp_path, monkey
     assert not list((tmp_path / "b").rglob("*.partial.pt"))
 
 
+def test_experts_trained_together_match_one_by_one_and_resume_bitwise(toy, tmp_path, monkeypatch):
+    """options.experts.stacked: trajectories equal the one-by-one buffer's within float rounding (DSA draws
+    and all); a group killed mid-epoch resumes, trajectory and all, bitwise."""
+    import ddcmi.train
+    cfg = ExpertConfig(toy.name, count=2, epochs=3, arch_kwargs={"width": 8}, train_per_class=20)
+    fast = dataclasses.replace(cfg, stacked=2)
+    plain = ExpertBuffer.build(cfg, toy, root=tmp_path / "a", progress=False)
+    whole = ExpertBuffer.build(fast, toy, root=tmp_path / "b", progress=False)
+    for i in range(2):
+        for a, b in zip(plain.epochs(i, [0, 1, 2, 3]), whole.epochs(i, [0, 1, 2, 3])):
+            assert float((a - b).norm() / a.norm()) < 1e-5  # float rounding only
+    assert not torch.equal(whole.epochs(0, [3])[0], whole.epochs(1, [3])[0])
+    original = interrupt_at_call(monkeypatch, ddcmi.train, "stacked_gradients", 2)  # 1 step an epoch: in epoch 2
+    with pytest.raises(KeyboardInterrupt, match="expert 0 kept after 1 of 3 epochs, expert 1 kept after 1 of 3"):
+        ExpertBuffer.build(fast, toy, root=tmp_path / "c", progress=False)
+    monkeypatch.setattr(ddcmi.train, "stacked_gradients", original)
+    resumed = ExpertBuffer.build(fast, toy, root=tmp_path / "c", progress=False)
+    for i in range(2):
+        assert all(torch.equal(a, b) for a, b in zip(whole.epochs(i, [0, 1, 2, 3]), resumed.epochs(i, [0, 1, 2, 3])))
+    with pytest.raises(ddcmi.ConfigError, match="stacked and compile are both on"):
+        ExpertBuffer.build(dataclasses.replace(fast, compile=True), toy, root=tmp_path / "d", progress=False)
+
+
 def test_a_mismatched_or_damaged_buffer_is_refused_with_the_fix(toy, tmp_path):
     cfg = ExpertConfig(toy.name, count=1, epochs=2, arch_kwargs={"width": 8}, train_per_class=10)
     buf = ExpertBuffer.build(cfg, toy, root=tmp_path, progress=False)
