@@ -256,3 +256,20 @@ def test_an_evaluation_stopped_between_networks_resumes_at_the_next_one(toy, tmp
     assert not ckpt.exists()
     ckpt.write_bytes(b"garbage")  # a damaged checkpoint (its own file) is started again, not an error
     assert evaluate_synset(x, y, toy, cfg, seed=3, progress=False, checkpoint=ckpt)["accs"] == whole["accs"]
+
+
+def test_compare_cells_pairs_a_variants_cmi_cells_with_the_plain_ones():
+    """scripts/compare_cells.py on the committed pool_bf16 cells: the numbers reports/cpu/pool_bf16/NOTES.md quotes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    cells = root / "reports" / "cpu" / "pool_bf16" / "sweep_cells"
+    run = subprocess.run([sys.executable, str(root / "scripts" / "compare_cells.py"), str(cells),
+                          "--variant", "pool.compile=true,pool.autocast=train"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    dsa = next(line for line in run.stdout.splitlines() if " dsa+cmi " in line)
+    assert "paired -0.06 +- 0.04" in dsa and "CMI's gain +0.62 +- 0.13" in dsa and "+0.67 +- 0.12 (" in dsa
+    none = subprocess.run([sys.executable, str(root / "scripts" / "compare_cells.py"), str(cells), "--variant", "x=1"],
+                          capture_output=True, text=True)
+    assert none.returncode != 0 and "no finished +CMI cell with overrides ['x=1']" in none.stderr
