@@ -27,9 +27,10 @@ from .augment import DSAConfig
 from .data import Dataset
 from .errors import ArtefactError, ConfigError
 from .keys import config_key, same_config
-from .models import DDNet, create_model, init_weights_
+from .models import DDNet, create_model
 from .proxy import _training_split, accuracy
-from .train import Checkpoint, Recipe, build_missing, group_name, has_buffers, member_checkpoint, resumable_training_stacked
+from .train import (Checkpoint, Recipe, build_missing, fresh_networks, group_name, has_buffers, member_checkpoint,
+                    resumable_training_stacked)
 from .utils import atomic_torch_save, atomic_write_json, load_artefact, provenance, slug
 
 FORMAT = "ddcmi-expert-v1"
@@ -205,8 +206,7 @@ def _train_experts(config: ExpertConfig, dataset: Dataset, x, y, indices: list[i
     """The experts ``indices`` through the shared trainer (together when there are several, ``stacked``), each
     with its parameters recorded after every epoch and checkpointed with them after every epoch (an
     interrupted expert loses at most one). Returns (network, trajectory) per expert."""
-    gens = [torch.Generator().manual_seed(config.seed * 1_000_003 + i) for i in indices]
-    models = [init_weights_(_new_expert(config, dataset), g).to(device) for g in gens]
+    models, gens = fresh_networks(lambda: _new_expert(config, dataset), config.seed, indices, device)
     rows = [[flat_parameters(m)] for m in models]
 
     def checkpoint(k: int, i: int) -> Checkpoint:

@@ -16,8 +16,9 @@ import torch
 
 from .data import Dataset
 from .errors import ArtefactError, ConfigError
-from .models import DDNet, create_model, init_weights_
-from .train import Recipe, build_missing, group_name, has_buffers, member_checkpoint, resumable_training_stacked
+from .models import DDNet, create_model
+from .train import (Recipe, build_missing, fresh_networks, group_name, has_buffers, member_checkpoint,
+                    resumable_training_stacked)
 from . import store
 from .keys import config_key, same_config
 from .utils import atomic_torch_save, atomic_write_json, bf16_autocast, load_artefact, provenance, slug
@@ -127,18 +128,16 @@ class ProxyPool:
                 data["x"], data["y"] = _training_split(dataset, config, device)
                 data["xt"], data["yt"] = dataset.normalize(dataset.test.images, device), dataset.test.labels.to(device)
             t0 = time.time()
-            holder: dict = {}
 
             def seconds() -> float:  # this session's training, shared evenly by the members trained together
                 return (time.time() - t0) / len(indices)
 
-            def on_epoch(k: int, epoch: int) -> None:
+            def on_epoch(i: int, epoch: int, model) -> None:
                 snap = dataclasses.replace(config, epochs=epoch)
-                if epoch in snapshots and not (pool_dir(snap, root) / f"member_{indices[k]:04d}.pt").exists():
-                    save(snap, indices[k], holder["models"][k], seconds())
+                if epoch in snapshots and not (pool_dir(snap, root) / f"member_{i:04d}.pt").exists():
+                    save(snap, i, model, seconds())
 
-            models = _train_members(config, dataset, data["x"], data["y"], indices, device, progress, d, on_epoch,
-                                    holder)
+            models = _train_members(config, dataset, data["x"], data["y"], indices, device, progress, d, on_epoch)
             spent = seconds()  # before the test passes
             accs = [save(config, i, model, spent) for i, model in zip(indices, models)]
             for i in indices:
@@ -214,19 +213,16 @@ def _partial(d: Path, index: int) -> Path:
 
 
 def _train_members(config: PoolConfig, dataset: Dataset, x, y, indices: list[int], device, progress: bool,
-                   directory: Path | None = None, on_epoch=None, holder: dict | None = None) -> list[DDNet]:
+                   directory: Path | None = None, on_epoch=None) -> list[DDNet]:
     """The members ``indices`` with the release's recipe, trained together when there are several
     (``pool.stacked``); with ``directory``, each checkpointed after every epoch (model, optimiser,
-    generator) and resumed from there, so an interrupted member loses at most an epoch. ``on_epoch(k,
-    epoch)`` runs after each epoch with member ``indices[k]``'s network in ``holder["models"][k]``."""
-    gens = [torch.Generator().manual_seed(config.seed * 1_000_003 + i) for i in indices]
-    models = [init_weights_(_new_member(config, dataset), g).to(device) for g in gens]
-    if holder is not None:
-        holder["models"] = models
-
+    generator) and resumed from there, so an interrupted member loses at most an epoch. ``on_epoch(i,
+    epoch, network)`` runs after each epoch for member i."""
+    models, gens = fresh_networks(lambda: _new_member(config, dataset), config.seed, indices, device)
     checkpoints = [member_checkpoint(None if directory is None else _partial(directory, i), config, i) for i in indices]
+    each = None if on_epoch is None else (lambda k, epoch: on_epoch(indices[k], epoch, models[k]))
     trained = resumable_training_stacked(models, x, y, config.recipe(), gens, checkpoints, PARTIAL_FORMAT,
-                                         progress=progress, desc=group_name("member", indices), on_epoch=on_epoch)
+                                         progress=progress, desc=group_name("member", indices), on_epoch=each)
     return [m.eval() for m in trained]
 
 

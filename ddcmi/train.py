@@ -323,6 +323,16 @@ class Checkpoint(NamedTuple):
     restore: Callable[[dict], None] | None = None
 
 
+def fresh_networks(new_network: Callable[[], torch.nn.Module], seed: int, indices: list[int],
+                   device) -> tuple[list[torch.nn.Module], list[torch.Generator]]:
+    """Members ``indices`` of a collection drawn from ``seed`` (a proxy pool, MTT's experts), untrained: member
+    i's generator is seeded ``seed * 1_000_003 + i`` and draws its initial weights, then its training's draws.
+    Returns (networks, generators)."""
+    from .models import init_weights_
+    gens = [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in indices]
+    return [init_weights_(new_network(), g).to(device) for g in gens], gens
+
+
 def group_name(noun: str, indices: list[int]) -> str:
     """"member 4", or "member 4-7" for members trained together."""
     return f"{noun} {indices[0]}" + (f"-{indices[-1]}" if len(indices) > 1 else "")

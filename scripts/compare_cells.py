@@ -15,13 +15,14 @@ import json
 from pathlib import Path
 
 from ddcmi.experiments.study import paired_gain
+from ddcmi.experiments.sweep import signed_points
 
 
 def _points(accs_a: list[float], accs_b: list[float]) -> str:
+    """acc(a) - acc(b), paired network by network, as the sweep tables write it, and its range over networks."""
     g = paired_gain(accs_b, accs_a)
     d = [100 * (a - b) for a, b in zip(accs_a, accs_b)]
-    se = "" if g["se"] is None else f" +- {100 * g['se']:.2f}"
-    return f"{100 * g['mean']:+.2f}{se} (networks {min(d):+.2f}..{max(d):+.2f})"
+    return f"{signed_points(g['mean'], g['se'])} (networks {min(d):+.2f}..{max(d):+.2f})"
 
 
 def main() -> None:

@@ -463,7 +463,7 @@ def _table(summary: dict) -> str:
              "|---|---|---|---|---|---|"]
     for r in summary["cells"]:
         if r["status"] == "finished":
-            gain = "" if r.get("gain") is None else _points(r["gain"]["mean"], r["gain"]["se"])
+            gain = "" if r.get("gain") is None else signed_points(r["gain"]["mean"], r["gain"]["se"])
             lines.append(f"| {r['cell']} | finished | {100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f} | {gain} | "
                          f"{r['cmi_feature']:.4g} | {r['cmi_logit']:.4g} |")
         elif r["status"] == "failed":
@@ -479,12 +479,12 @@ def _table(summary: dict) -> str:
             lam = "profile" if g["weight"] is None else f"{g['weight']:g}"
             per_seed = " / ".join(f"{100 * x:+.2f}" for x in g["per_seed"])
             notes.append(f"| {g['method']} | {g['dataset']} | {g['ipc']} | {lam} | {', '.join(g['variant']) or '-'} | "
-                         f"{', '.join(map(str, g['seeds']))} | {per_seed} | {_points(g['mean'], g['se'])} |")
+                         f"{', '.join(map(str, g['seeds']))} | {per_seed} | {signed_points(g['mean'], g['se'])} |")
     p = summary["provenance"]
     return "\n".join(lines + notes + ["", f"Commit {p['git_commit']}, {p['device']}, {summary['seconds']} s.", ""])
 
 
-def _points(mean: float, se: float | None) -> str:
+def signed_points(mean: float, se: float | None) -> str:
     """A gain in accuracy (a fraction) as signed points with its standard error."""
     return f"{100 * mean:+.2f}" + ("" if se is None else f" +- {100 * se:.2f}")
 
