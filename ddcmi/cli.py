@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, profiles
 from .errors import DDCMIError
 
 EPILOG = ("Data: --data-root DIR, else $DDCMI_DATA, else ~/.cache/ddcmi/data; standard datasets download "
@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", default=None, help="reports folder (default: the run store's reports/, see `ddcmi store`)")
     p.add_argument("--force", action="store_true", help="run again even if the report exists with these parameters")
     p.add_argument("--tag", default=None, help="write to reports/<profile>/<name>_<tag>/ (a variant beside the default report)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for every run of the notebooks (their `overrides` parameter), as for "
+                        "`ddcmi distill --set`, repeatable; with all, the notebooks without one run as they are")
+    p.add_argument("--fast", action="store_true",
+                   help="every measured speed switch (" + " ".join(profiles.FAST_SWITCHES) + "; bf16 where accuracy was "
+                        "unchanged within noise, docs/performance.md), into reports/<profile>/<name>_fast/ "
+                        "unless --tag says otherwise")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("sweep", help="run a grid of cells (distill + evaluate + CMI) serially or on Ray, via the run store",
@@ -486,6 +493,23 @@ def cmd_reproduce(args) -> int:
             params[key] = value
     names = notebook_names() if args.name == "all" else [args.name]
     takes = {name: set(notebook_parameters(name, args.profile)) for name in names}
+    from .profiles import FAST_SWITCHES, check_overrides
+    overrides = args.overrides + (FAST_SWITCHES if args.fast else [])
+    tag = args.tag or ("fast" if args.fast else None)
+    if overrides:
+        if "overrides" in params:
+            print("ddcmi reproduce: give config overrides with --set (or --fast) or with -p overrides=[...], "
+                  "not both", file=sys.stderr)
+            return 2
+        check_overrides(args.profile, overrides)  # a misspelt key or a bad value: refused before anything runs
+        params["overrides"] = overrides
+        skipped = [n for n in names if "overrides" not in takes[n]]
+        if args.name != "all" and skipped:
+            print(f"ddcmi reproduce: notebook {args.name} takes no config overrides (--set, --fast); "
+                  "it reads what its grids recorded", file=sys.stderr)
+            return 2
+        if skipped:
+            print(f"ddcmi reproduce: {', '.join(skipped)} take no config overrides: run as they are", file=sys.stderr)
     if args.name == "all":  # each notebook gets the parameters it has; one that none has is a mistake
         unknown = sorted(set(params) - set().union(*takes.values()))
         if unknown:
@@ -494,7 +518,7 @@ def cmd_reproduce(args) -> int:
     for name in names:
         mine = {k: v for k, v in params.items() if k in takes[name]} if args.name == "all" else params
         out = reproduce(name, args.profile, mine, args.reports,
-                        force=args.force, progress=not args.quiet, tag=args.tag)
+                        force=args.force, progress=not args.quiet, tag=tag)
         print(f"{name}: {out}")
     return 0
 

@@ -111,6 +111,11 @@ def apply_overrides(config, overrides: list[str] | dict | None):
     return config
 
 
+def override_dict(overrides: list[str] | dict | None) -> dict:
+    """``key=value`` strings (as for ``--set``) or a dict, as one dict: to merge with overrides of one's own."""
+    return dict(overrides) if isinstance(overrides, dict) else dict(map(_split, overrides or []))
+
+
 def _split(item: str) -> tuple[str, str]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like key=value (e.g. cmi.weight=100)")

@@ -147,3 +147,18 @@ def describe_config(cfg: DistillConfig, sources: dict[str, str]) -> list[tuple[s
 def paper_lambda(base: str, dataset: str, ipc: int) -> tuple[float, str]:
     """The published lambda of a base method and a note on where it comes from."""
     return METHODS.get(base).cmi_weight("paper", dataset, ipc)
+
+
+# Every speed switch measured on a CPU with native bf16 (docs/performance.md): torch.compile of the DM step, the
+# evaluation networks and the proxy pool's members (equal within float rounding), and bf16 autocast where the
+# accuracy was unchanged within noise (DM's no-grad real embeddings and the CMI term, evaluation's training and
+# test passes, the pool members' training). `ddcmi reproduce --fast` passes them to every notebook; off by
+# default. "autocast=real+cmi" is DM's: a method without bf16 real embeddings refuses it by name.
+FAST_SWITCHES = ["compile=true", "autocast=real+cmi", "eval.compile=true", "eval.autocast=train+test",
+                 "pool.compile=true", "pool.autocast=train"]
+
+
+def check_overrides(profile: str, overrides: list[str]) -> None:
+    """Refuse, before anything runs, overrides that no run at ``profile`` takes (a misspelt key, a bad value):
+    tried on a DM+CMI config; a method's own ``options.*`` keys are left to the runs of that method."""
+    make_config(profile, "mnist", "dm+cmi", 10, 0, [o for o in overrides if not o.strip().startswith("options.")])

@@ -167,9 +167,13 @@ def _run_time(folder: Path, seconds) -> str:
     import json
 
     stamp = folder / "reproduce.json"
-    earlier = json.loads(stamp.read_text()).get("earlier", []) if stamp.exists() else []
-    shown = [_duration(e["seconds"]) for e in earlier if "seconds" in e]
-    return _duration(seconds) + (f" (earlier runs of this report: {', '.join(shown)})" if shown else "")
+    recorded = json.loads(stamp.read_text()) if stamp.exists() else {}
+    shown = [_duration(e["seconds"]) for e in recorded.get("earlier", []) if "seconds" in e]
+    tried = len(recorded.get("interrupted", []))
+    return (_duration(seconds)
+            + (f" ({_duration(recorded.get('seconds_in_all'))} in all with {tried} interrupted attempt"
+               f"{'s' * (tried != 1)})" if tried else "")
+            + (f" (earlier runs of this report: {', '.join(shown)})" if shown else ""))
 
 
 def _duration(seconds) -> str:

@@ -3,7 +3,9 @@
 Each notebook writes its own ``metrics.json`` and figures into the ``out_dir`` it is given; this module
 runs it, stores a slimmed copy of the executed notebook beside them (image outputs dropped: the PNGs
 are there already), records the parameters, the seconds it took and the commit in ``reproduce.json`` (a forced re-run
-keeps the earlier runs' seconds there, under ``earlier``) and regenerates ``reports/README.md``.
+keeps the earlier runs' seconds there, under ``earlier``; an attempt stopped by Ctrl-C or SIGTERM keeps its
+seconds under ``interrupted``, and the finished report sums them in ``seconds_in_all``) and regenerates
+``reports/README.md``.
 A notebook whose report exists with the same parameters is skipped, so an interrupted
 ``reproduce all`` resumes where it stopped. Distillation runs are shared through the runs folder.
 
@@ -126,8 +128,10 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     stamp = out / "reproduce.json"
     before = json.loads(stamp.read_text()) if stamp.exists() else None
     same = bool(before) and _same_run(before.get("parameters", {}), params)
-    if not force and same and (out / "metrics.json").exists():
+    if not force and same and _finished(before) and (out / "metrics.json").exists():
         return out
+    earlier, interrupted = _attempts(before, same)
+    stamped = {"notebook": name, "parameters": {**params, "out_dir": _relative_to_store(out)}}
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     executed = out / f"{name}.ipynb"
@@ -136,6 +140,15 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     try:
         nb = papermill.execute_notebook(source, None, parameters=params,
                                         kernel_name="python3", progress_bar=progress, cwd=str(Path.cwd()))
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: the notebook's runs keep their checkpoints in the run store; the stamp (no
+        # "seconds": not a finished report) keeps what this attempt cost, so the report, once finished, says
+        # what it cost in all
+        entry = {"seconds": round(time.time() - t0, 1), "commit": git_commit(),
+                 "stopped_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        atomic_write_json({**stamped, **({"earlier": earlier} if earlier else {}),
+                           "interrupted": interrupted + [entry]}, stamp)
+        raise
     except papermill.exceptions.PapermillExecutionError as exc:
         kind = _kit_errors().get(exc.ename)
         if kind is None:
@@ -151,16 +164,34 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     atomic_write_text(nbformat.writes(nb), executed)
     # the stamp names the report folder as given (relative under a relative reports root): a checkout
     # elsewhere (a later session, a fresh clone) still recognises the report as done
-    # a forced re-run of the same parameters (a re-render from cached runs takes a minute) keeps what the
-    # earlier runs cost; a report made with other parameters is replaced, not counted as an earlier run
-    earlier = (before.get("earlier", []) + [{k: before[k] for k in ("seconds", "finished_utc", "commit") if k in before}]
-               if same else [])
-    atomic_write_json({"notebook": name, "parameters": {**params, "out_dir": _relative_to_store(out)},
-                       "seconds": round(time.time() - t0, 1), "commit": git_commit(),
+    seconds = round(time.time() - t0, 1)
+    atomic_write_json({**stamped, "seconds": seconds, "commit": git_commit(),
                        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       **({"interrupted": interrupted,
+                           "seconds_in_all": round(seconds + sum(e["seconds"] for e in interrupted), 1)}
+                          if interrupted else {}),
                        **({"earlier": earlier} if earlier else {})}, stamp)
     write_index(reports_root)
     return out
+
+
+def _finished(stamp: dict) -> bool:
+    """Not the stamp of a stopped attempt (those have ``interrupted`` and no ``seconds``)."""
+    return "seconds" in stamp or "interrupted" not in stamp
+
+
+def _attempts(before: dict | None, same: bool) -> tuple[list, list]:
+    """(earlier, interrupted) for a new run of a report whose stamp was ``before``: the finished runs of
+    the same parameters (a forced re-run, a re-render from cached runs, keeps what the earlier ones cost)
+    and this run's own interrupted attempts (a finished report counts them in ``seconds_in_all``). A report
+    made with other parameters is replaced, not counted."""
+    if not same:
+        return [], []
+    earlier = list(before.get("earlier", []))
+    if _finished(before):  # finished: it becomes an earlier run, its attempts with it
+        entry = {k: before[k] for k in ("seconds", "finished_utc", "commit", "interrupted") if k in before}
+        return earlier + ([entry] if entry else []), []
+    return earlier, list(before.get("interrupted", []))
 
 
 def _kit_errors() -> dict[str, type]:

@@ -7,11 +7,13 @@ does to a synthetic set's proxy outputs), ``draw_simplex`` plots one state.
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 
 from .cmi import empirical_cmi
+from .config import override_dict
 from .proxy import PoolConfig
 
 CORNERS = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
@@ -165,9 +167,10 @@ def demo_configs(profile: str, dataset: str, seed: int = 0, sweep: DemoSweep | N
 
 
 def build_demo(profile: str, dataset, device, seed: int = 0, sweep: DemoSweep | None = None,
-               progress: bool = True) -> Demo:
+               progress: bool = True, overrides: list[str] | None = None) -> Demo:
     """Run (or reuse from the run store) every run of the demo's sweep and measure each set's CMI under the
-    sweep's proxy pool. ``dataset`` is a loaded :class:`ddcmi.Dataset`."""
+    sweep's proxy pool. ``dataset`` is a loaded :class:`ddcmi.Dataset`; ``overrides`` (``key=value`` strings,
+    as for ``--set``) go on top of the sweep's own, for every run and the pool (speed switches, a device...)."""
     import time
 
     from tqdm.auto import tqdm
@@ -178,6 +181,8 @@ def build_demo(profile: str, dataset, device, seed: int = 0, sweep: DemoSweep | 
 
     started = time.time()
     sweep = sweep or DEMO_SWEEPS[profile]
+    if overrides:
+        sweep = dataclasses.replace(sweep, overrides={**sweep.overrides, **override_dict(overrides)})
     configs = demo_configs(profile, dataset.name, seed, sweep)
     with_cmi = next(c for c in configs.values() if c.cmi.weight > 0)
     pool = ProxyPool.build(with_cmi.pool, dataset, device)

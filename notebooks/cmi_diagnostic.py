@@ -29,6 +29,7 @@ ipc = 10
 methods = ["dm", "dm+cmi"]
 random_seeds = [0, 1, 2]
 seed = 0
+overrides = []  # config overrides for every run, strings as for --set on the command line
 data_root = None
 out_dir = None  # default: <store>/reports/<profile>/cmi_diagnostic
 
@@ -47,10 +48,11 @@ out_dir = out_dir or ddcmi.store.reports_dir() / profile / "cmi_diagnostic"
 device = ddcmi.utils.pick_device()
 ds = ddcmi.load_dataset(dataset, root=data_root)
 sampler = ds.real_sampler(device)
-cfgs = {m: ddcmi.make_config(profile, dataset, m, ipc, seed) for m in methods}
+cfgs = {m: ddcmi.make_config(profile, dataset, m, ipc, seed, overrides) for m in methods}
 eval_cfg = next(iter(cfgs.values())).eval
 # the profile's proxy pool (the one the +CMI runs use) measures every set
-pool = ddcmi.ProxyPool.build(ddcmi.make_config(profile, dataset, methods[0].split("+")[0] + "+cmi", ipc, seed).pool, ds, device)
+with_cmi = ddcmi.make_config(profile, dataset, methods[0].split("+")[0] + "+cmi", ipc, seed, overrides)
+pool = ddcmi.ProxyPool.build(with_cmi.pool, ds, device)
 sets = {f"random (seed {s})": xy for s, xy in zip(random_seeds, random_subsets(sampler, ipc, random_seeds))}
 sets["herding coreset"] = herding(sampler, ipc, pool.members[0].embed)
 for m, c in cfgs.items():

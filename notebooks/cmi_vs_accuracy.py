@@ -28,6 +28,7 @@ ipc = 10
 methods = ["dm", "dm+cmi"]
 lambdas = [1000.0, 20000.0]
 seed = 0
+overrides = []  # config overrides for every run, strings as for --set on the command line
 data_root = None
 out_dir = None  # default: <store>/reports/<profile>/cmi_vs_accuracy
 
@@ -42,7 +43,7 @@ from ddcmi.report import write_report
 started = time.time()
 device = ddcmi.utils.pick_device()  # CUDA when present; the runs and the report name it
 out_dir = out_dir or ddcmi.store.reports_dir() / profile / "cmi_vs_accuracy"
-runs, ds, pool = curve_runs(profile, dataset, ipc, methods, seed, lambdas, data_root, device)
+runs, ds, pool = curve_runs(profile, dataset, ipc, methods, seed, lambdas, data_root, device, overrides=overrides)
 colors = {m: method_color(m) for m in methods}
 
 # %%

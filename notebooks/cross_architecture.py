@@ -31,6 +31,7 @@ epochs = None      # None: the profile's evaluation epochs
 models = None      # None: the profile's number of networks
 test_limit = None  # None: the profile's test set
 seed = 0
+overrides = []  # config overrides for every run, strings as for --set on the command line
 data_root = None
 out_dir = None  # default: <store>/reports/<profile>/cross_architecture
 
@@ -45,8 +46,8 @@ from ddcmi.utils import atomic_write_text
 
 started = time.time()
 out_dir = out_dir or ddcmi.store.reports_dir() / profile / "cross_architecture"
-device, ds, sampler, pool = setup(profile, dataset, ipc, seed, methods[0].split("+")[0], data_root)
-results = {m: cross_architecture(ddcmi.make_config(profile, dataset, m, ipc, seed), ds, device, archs, epochs, models,
+device, ds, sampler, pool = setup(profile, dataset, ipc, seed, methods[0].split("+")[0], data_root, overrides=overrides)
+results = {m: cross_architecture(ddcmi.make_config(profile, dataset, m, ipc, seed, overrides), ds, device, archs, epochs, models,
                                  test_limit, pool=pool, sampler=sampler)
            for m in methods}
 rows = [{"method": m, **{a: f"{100 * r[a]['mean']:.2f} +- {100 * r[a]['std']:.2f}" for a in archs}} for m, r in results.items()]

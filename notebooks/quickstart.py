@@ -25,6 +25,7 @@ dataset = "mnist"
 method = "dm+cmi"
 ipc = 10
 seed = 0
+overrides = []  # config overrides for every run, strings as for --set on the command line
 data_root = None
 out_dir = None  # default: <store>/reports/<profile>/quickstart
 
@@ -41,7 +42,7 @@ started = time.time()
 out_dir = out_dir or ddcmi.store.reports_dir() / profile / "quickstart"
 device = ddcmi.utils.pick_device()
 ds = ddcmi.load_dataset(dataset, root=data_root)
-cfg = ddcmi.make_config(profile, dataset, method, ipc, seed)
+cfg = ddcmi.make_config(profile, dataset, method, ipc, seed, overrides)
 print(ds.label, "|", len(ds.train), "train /", len(ds.test), "test |", cfg.method, "IPC", ipc, "| profile", profile)
 
 # %% [markdown]

@@ -26,6 +26,7 @@ datasets = ["mnist"]
 ipc = 10
 methods = ["dm", "dm+cmi"]
 seed = 0
+overrides = []  # config overrides for every run, strings as for --set on the command line
 data_root = None
 out_dir = None  # default: <store>/reports/<profile>/synthetic_grids
 
@@ -48,7 +49,7 @@ figures, cells, labels, pools = {}, {}, [], []
 for name in datasets:
     ds = ddcmi.load_dataset(name, root=data_root)
     labels.append(ds.label)
-    cfgs = {m: ddcmi.make_config(profile, name, m, ipc, seed) for m in methods}
+    cfgs = {m: ddcmi.make_config(profile, name, m, ipc, seed, overrides) for m in methods}
     pool = ddcmi.ProxyPool.build(next(c.pool for c in cfgs.values()), ds, device)
     pools.append(pool)
     results = {m: run_or_resume(c, ds, device, pool) for m, c in cfgs.items()}

@@ -34,6 +34,7 @@ lambda_scale = 10.0  # real part: lambda as a multiple of the profile's DM+CMI l
 spread = 1.2        # scatter of the toy points
 dataset = "mnist"
 seed = 0
+overrides = []  # config overrides for every run, strings as for --set on the command line
 data_root = None
 out_dir = None  # default: <store>/reports/<profile>/teaching_demo
 
@@ -98,7 +99,7 @@ print(f"{ds.label}: {sweep.describe()}")
 if ipc not in sweep.ipcs or lambda_scale not in sweep.lambda_scales:
     raise ddcmi.ConfigError(f"the real-image part shows ipc in {list(sweep.ipcs)} and lambda_scale in "
                             f"{list(sweep.lambda_scales)} at profile {profile!r}; got ipc={ipc}, lambda_scale={lambda_scale}")
-demo = teaching.build_demo(profile, ds, device, seed=seed, sweep=sweep)
+demo = teaching.build_demo(profile, ds, device, seed=seed, sweep=sweep, overrides=overrides)
 print(f"proxies: {demo.pool_title}; sweep ready in {demo.seconds:.0f} s")
 figures["images"] = teaching.draw_demo(demo, ipc, lambda_scale)
 metrics.update({"dataset": ds.name, "dataset_label": ds.label,

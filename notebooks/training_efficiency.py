@@ -27,6 +27,7 @@ dataset = "mnist"
 ipc = 10
 methods = ["dm", "dm+cmi"]
 seed = 0
+overrides = []  # config overrides for every run, strings as for --set on the command line
 data_root = None
 out_dir = None  # default: <store>/reports/<profile>/training_efficiency
 
@@ -41,7 +42,7 @@ from ddcmi.report import write_report
 started = time.time()
 device = ddcmi.utils.pick_device()  # CUDA when present; the runs and the report name it
 out_dir = out_dir or ddcmi.store.reports_dir() / profile / "training_efficiency"
-runs, ds, pool = curve_runs(profile, dataset, ipc, methods, seed, (), data_root, device)
+runs, ds, pool = curve_runs(profile, dataset, ipc, methods, seed, (), data_root, device, overrides=overrides)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))

@@ -1,6 +1,7 @@
 """Experiments: runs shared between notebooks (snapshots, curves), content-cached evaluation, and the
 per-profile parameters and order of `ddcmi reproduce`."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -202,6 +203,78 @@ def test_a_forced_rerun_keeps_what_the_earlier_run_cost(tmp_path, monkeypatch):
     assert len(json.loads((out / "reproduce.json").read_text())["earlier"]) == 2
     rp.reproduce("quickstart", "cpu", {"ipc": 1}, reports_root=tmp_path / "reports")  # other parameters
     assert "earlier" not in json.loads((out / "reproduce.json").read_text())
+
+
+def test_a_stopped_reproduction_keeps_what_it_cost_and_the_finished_report_sums_it(tmp_path, monkeypatch):
+    """Ctrl-C / SIGTERM during a notebook: the stamp keeps the attempt's seconds under "interrupted" (and
+    has no "seconds", so the report is not taken as done even where an older metrics.json lies); the run
+    that finishes it records its own seconds, the attempts and "seconds_in_all"; the index shows both."""
+    pytest.importorskip("papermill")
+    import nbformat
+    from ddcmi import reproduce as rp
+    from ddcmi.report import _run_time
+    out = tmp_path / "reports" / "cpu" / "quickstart"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text("{}")  # a report of the same parameters that is being made again
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("ddcmi.reproduce.write_index", lambda root: None)
+    for _ in range(2):
+        monkeypatch.setattr("papermill.execute_notebook", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports")
+    stamp = json.loads((out / "reproduce.json").read_text())
+    assert "seconds" not in stamp and len(stamp["interrupted"]) == 2
+    assert all(e["seconds"] >= 0 and e["stopped_utc"].endswith("Z") and e["commit"] for e in stamp["interrupted"])
+    stamp["interrupted"][0]["seconds"] = 600.0  # as if the first attempt had run ten minutes
+    (out / "reproduce.json").write_text(json.dumps(stamp))
+    ran = []
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: ran.append(1) or nbformat.v4.new_notebook())
+    rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports")  # not force: the stopped one is not done
+    stamp = json.loads((out / "reproduce.json").read_text())
+    assert ran and stamp["seconds"] < 60 and len(stamp["interrupted"]) == 2
+    assert stamp["seconds_in_all"] == pytest.approx(600 + stamp["seconds"] + stamp["interrupted"][1]["seconds"], abs=0.2)
+    assert "in all with 2 interrupted attempts" in _run_time(out, 30.0)
+    rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports")  # finished now: skipped
+    assert len(ran) == 1
+    rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports", force=True)  # its attempts go with it
+    stamp = json.loads((out / "reproduce.json").read_text())
+    assert "interrupted" not in stamp and len(stamp["earlier"][0]["interrupted"]) == 2
+
+
+def test_reproduce_set_and_fast_give_every_notebook_that_makes_runs_the_overrides(tmp_path, monkeypatch, capsys):
+    """`ddcmi reproduce all --set K=V` hands the overrides to each notebook with an `overrides` parameter
+    (the rest run as they are, and are named); --fast is every measured speed switch, under the tag "fast";
+    a bad key, a notebook that takes none, or overrides given twice are refused early with exit 2."""
+    pytest.importorskip("papermill")
+    import nbformat
+    from ddcmi import reproduce as rp
+    from ddcmi.cli import main
+    from ddcmi.profiles import FAST_SWITCHES
+    seen = {}
+    monkeypatch.setattr("papermill.execute_notebook",
+                        lambda path, out, parameters, **k: seen.update({Path(parameters["out_dir"]).name: parameters})
+                        or nbformat.v4.new_notebook())
+    monkeypatch.setattr("ddcmi.reproduce.write_index", lambda root: None)
+    reports = str(tmp_path / "reports")
+    assert main(["reproduce", "all", "--profile", "smoke", "--reports", reports, "--quiet", "--tag", "t",
+                 "--set", "eval.num_models=1", "--set", "pool.seed=7"]) == 0
+    takers = {n for n in rp.notebook_names() if "overrides" in rp.notebook_parameters(n, "smoke")}
+    assert takers == set(rp.notebook_names()) - {"cmi_across_methods"}  # the one that reads recorded grids
+    assert set(seen) == {f"{n}_t" for n in rp.notebook_names()}
+    assert all(seen[f"{n}_t"]["overrides"] == ["eval.num_models=1", "pool.seed=7"] for n in takers)
+    assert "overrides" not in seen["cmi_across_methods_t"]
+    assert "cmi_across_methods take no config overrides" in capsys.readouterr().err
+    seen.clear()
+    assert main(["reproduce", "quickstart", "--profile", "smoke", "--reports", reports, "--quiet", "--fast"]) == 0
+    assert seen["quickstart_fast"]["overrides"] == FAST_SWITCHES
+    for bad in (["quickstart", "--set", "pool.sede=7"], ["quickstart", "--set", "pool.autocast=yes"],
+                ["cmi_across_methods", "--fast"], ["quickstart", "--fast", "-p", 'overrides=["eval.num_models=1"]']):
+        seen.clear()
+        assert main(["reproduce", *bad, "--profile", "smoke", "--reports", reports, "--quiet"]) == 2 and not seen
+    err = capsys.readouterr().err
+    assert "pool.sede" in err and "autocast" in err and "takes no config overrides" in err and "not both" in err
 
 
 def test_the_main_job_says_what_it_does_from_the_start_with_one_overall_line(toy, tmp_path, monkeypatch, capsys):

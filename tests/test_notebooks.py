@@ -76,7 +76,11 @@ def test_notebook_runs_at_smoke_and_writes_its_report(path, tmp_path, mnist, mon
     pytest.importorskip("papermill")
     from ddcmi.cli import main
     monkeypatch.chdir(tmp_path)
-    assert main(["reproduce", path.stem, "--profile", "smoke", "--reports", str(tmp_path / "reports"), "--quiet"]) == 0
+    # every notebook that makes runs takes config overrides (`ddcmi reproduce --set`, --fast): one that changes
+    # every pool's name shows that each run and pool got them
+    takes = path.stem != "cmi_across_methods"  # it reads what its grids recorded
+    assert main(["reproduce", path.stem, "--profile", "smoke", "--reports", str(tmp_path / "reports"), "--quiet",
+                 *(["--set", "pool.seed=7"] if takes else [])]) == 0
     out = tmp_path / "reports" / "smoke" / path.stem
     executed = out / f"{path.stem}.ipynb"  # the executed copy kept with the report
     assert executed.exists() and executed.stat().st_size < 1_000_000 and b"image/png" not in executed.read_bytes()
@@ -89,6 +93,7 @@ def test_notebook_runs_at_smoke_and_writes_its_report(path, tmp_path, mnist, mon
     # every notebook's numbers depend on a proxy pool (CMI measured under it, +CMI sets distilled with it):
     # the report names it, in the one key write_report keeps, and the index shows it
     assert metrics["proxy_pools"] and all("epochs on" in p for p in metrics["proxy_pools"])
+    assert all(("-s7-" in p) == takes for p in metrics["proxy_pools"])
     row = next(line for line in index.splitlines() if f"[smoke/{path.stem}]" in line)
     assert metrics["proxy_pools"][0] in row and "not recorded" not in row
     assert list(out.glob("*.png"))

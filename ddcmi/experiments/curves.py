@@ -6,6 +6,7 @@ import json
 import torch
 
 from ..cmi import measure_cmi
+from ..config import override_dict
 from ..data import Dataset
 from ..errors import ArtefactError
 from ..profiles import make_config
@@ -58,17 +59,20 @@ def run_curve(result, dataset: Dataset, pool: ProxyPool, eval_config, seed: int,
 
 
 def curve_runs(profile: str, dataset: str, ipc: int, methods=("dm", "dm+cmi"), seed: int = 0,
-               lambdas=(), data_root=None, device=None, progress: bool = True):
+               lambdas=(), data_root=None, device=None, progress: bool = True, overrides: list[str] | None = None):
     """The profile's runs of ``methods`` (the same runs the tables use) with their curves (`run_curve`),
     plus a lambda sweep of the first +CMI method (final numbers only). Returns (runs, dataset, pool);
     runs maps a label to {"result", "config", "method", "weight", "final_acc", "cmi_feature",
-    "cmi_logit"} and, for ``methods``, "tracks" and "evals"."""
+    "cmi_logit"} and, for ``methods``, "tracks" and "evals". ``overrides`` (``key=value`` strings, as for
+    ``--set``) go into every run's config and the pool's."""
     plus = next((m for m in methods if m.endswith("+cmi")), methods[0].split("+")[0] + "+cmi")
-    device, ds, sampler, pool = setup(profile, dataset, ipc, seed, plus.split("+")[0], data_root, device, progress)
+    device, ds, sampler, pool = setup(profile, dataset, ipc, seed, plus.split("+")[0], data_root, device, progress,
+                                     overrides)
+    given = override_dict(overrides)
     wanted = [(m, m, {}) for m in methods] + [(f"{plus} lambda={lam:g}", plus, {"cmi.weight": lam}) for lam in lambdas]
     out = {}
     for label, method, extra in wanted:
-        cfg = make_config(profile, dataset, method, ipc, seed, overrides=extra)
+        cfg = make_config(profile, dataset, method, ipc, seed, overrides={**given, **extra})
         res = run_or_resume(cfg, ds, device, pool, progress, sampler)
         x, y = res.synset.images.to(device), res.synset.labels.to(device)
         out[label] = {"result": res, "config": cfg, "method": method, "weight": cfg.cmi.weight,
