@@ -479,7 +479,7 @@ def cmd_experts(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import notebook_names, notebook_parameters, reproduce
+    from .reproduce import RECORDED, notebook_names, notebook_parameters, reproduce
 
     params = {}
     for item in args.params:
@@ -503,13 +503,15 @@ def cmd_reproduce(args) -> int:
             return 2
         check_overrides(args.profile, overrides)  # a misspelt key or a bad value: refused before anything runs
         params["overrides"] = overrides
-        skipped = [n for n in names if "overrides" not in takes[n]]
-        if args.name != "all" and skipped:
+        if args.name != "all" and "overrides" not in takes[args.name]:
             print(f"ddcmi reproduce: notebook {args.name} takes no config overrides (--set, --fast); "
                   "it reads what its grids recorded", file=sys.stderr)
             return 2
-        if skipped:
-            print(f"ddcmi reproduce: {', '.join(skipped)} take no config overrides: run as they are", file=sys.stderr)
+        skipped = [n for n in names if "overrides" not in takes[n] or n in RECORDED.get(args.profile, ())]
+        if args.name == "all" and skipped:  # their reports would be the default ones again
+            names = [n for n in names if n not in skipped]
+            print(f"ddcmi reproduce: not {', '.join(skipped)}: at {args.profile} they read recorded cells, the same "
+                  "with or without overrides (name one to run it with them)", file=sys.stderr)
     if args.name == "all":  # each notebook gets the parameters it has; one that none has is a mistake
         unknown = sorted(set(params) - set().union(*takes.values()))
         if unknown:

@@ -60,6 +60,10 @@ PROFILE_PARAMETERS: dict[str, dict[str, dict]] = {
                             "axes": {"pool.epochs": [5, 10, 20, 40], "lambda_scale": [0.2, 1.0, 5.0],
                                      "iterations": [5000, 20000], "real_per_class": [64, 256]}}},
 }
+# notebooks that at a profile only read recorded cells (the study's sweep cost hours and is run by `ddcmi sweep`):
+# `reproduce all --set/--fast` leaves them out (cmi_across_methods, which takes no overrides, too); named alone,
+# a notebook runs with the overrides (for cmi_study: a new study, its cells computed afresh)
+RECORDED = {"cpu": ("cmi_study",)}
 ORDER = ["teaching_demo", "quickstart", "main_table", "synthetic_grids", "training_efficiency", "cmi_vs_accuracy",
          "cmi_study", "cmi_across_methods", "cmi_diagnostic", "cross_architecture"]
 

@@ -261,11 +261,18 @@ def test_reproduce_set_and_fast_give_every_notebook_that_makes_runs_the_override
     assert main(["reproduce", "all", "--profile", "smoke", "--reports", reports, "--quiet", "--tag", "t",
                  "--set", "eval.num_models=1", "--set", "pool.seed=7"]) == 0
     takers = {n for n in rp.notebook_names() if "overrides" in rp.notebook_parameters(n, "smoke")}
-    assert takers == set(rp.notebook_names()) - {"cmi_across_methods"}  # the one that reads recorded grids
-    assert set(seen) == {f"{n}_t" for n in rp.notebook_names()}
+    assert takers == set(rp.notebook_names()) - {"cmi_across_methods"}  # it reads what its grids recorded
+    assert set(seen) == {f"{n}_t" for n in takers}  # the notebook without overrides would be its default again
     assert all(seen[f"{n}_t"]["overrides"] == ["eval.num_models=1", "pool.seed=7"] for n in takers)
-    assert "overrides" not in seen["cmi_across_methods_t"]
-    assert "cmi_across_methods take no config overrides" in capsys.readouterr().err
+    assert "not cmi_across_methods:" in capsys.readouterr().err
+    seen.clear()  # at cpu the study only reads its recorded sweep: left out of all, run when named
+    assert main(["reproduce", "all", "--profile", "cpu", "--reports", reports, "--quiet", "--fast"]) == 0
+    assert set(seen) == {f"{n}_fast" for n in takers - {"cmi_study"}}
+    assert all(p["overrides"] == FAST_SWITCHES for p in seen.values())
+    assert "not cmi_study, cmi_across_methods:" in capsys.readouterr().err
+    seen.clear()
+    assert main(["reproduce", "cmi_study", "--profile", "cpu", "--reports", reports, "--quiet", "--fast"]) == 0
+    assert seen["cmi_study_fast"]["overrides"] == FAST_SWITCHES
     seen.clear()
     assert main(["reproduce", "quickstart", "--profile", "smoke", "--reports", reports, "--quiet", "--fast"]) == 0
     assert seen["quickstart_fast"]["overrides"] == FAST_SWITCHES
