@@ -30,7 +30,7 @@ profile = "smoke"
 interactive = True   # sliders (ipywidgets); ddcmi reproduce sets False
 lam = 1.0           # weight of CMI in the toy descent
 ipc = 10            # points (toy) and images (real part) per class
-lambda_scale = 10.0  # real part: lambda as a multiple of the profile's DM+CMI lambda (0 = plain DM)
+lambda_scale = 10.0  # real part: lambda as a multiple of the profile's DM+CMI lambda (0: plain DM)
 spread = 1.2        # scatter of the toy points
 dataset = "mnist"
 seed = 0

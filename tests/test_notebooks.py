@@ -27,6 +27,11 @@ def test_notebook_is_clean_and_parametrised(path):
     assert nb.metadata["kernelspec"]["language"] == "python"
     # the tracked text is exactly what jupytext writes for it: a save in JupyterLab rewrites nothing
     assert jupytext.writes(nb, fmt="py:percent") == path.read_text()
+    # papermill reads every parameter (a line it cannot parse, say "=" in a comment, is warned about on every run)
+    from papermill.translators import PythonTranslator
+    from ddcmi.reproduce import notebook_parameters
+    names = [p.name for p in PythonTranslator.inspect({"source": "".join(tagged[0]["source"])})]
+    assert sorted(names) == sorted(notebook_parameters(path.stem, "smoke"))
 
 
 def _tracked_copy(tmp_path, name: str) -> Path:
