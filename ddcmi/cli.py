@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", default=None, help="write to reports/<profile>/<name>_<tag>/ (a variant beside the default report)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override for every run of the notebooks (their `overrides` parameter), as for "
-                        "`ddcmi distill --set`, repeatable; with all, the notebooks without one run as they are")
+                        "`ddcmi distill --set`, repeatable; all leaves out the notebooks that only read recorded cells")
     p.add_argument("--fast", action="store_true",
                    help="every measured speed switch (" + " ".join(profiles.FAST_SWITCHES) + "; bf16 where accuracy was "
                         "unchanged within noise, docs/performance.md), into reports/<profile>/<name>_fast/ "
@@ -493,15 +493,14 @@ def cmd_reproduce(args) -> int:
             params[key] = value
     names = notebook_names() if args.name == "all" else [args.name]
     takes = {name: set(notebook_parameters(name, args.profile)) for name in names}
-    from .profiles import FAST_SWITCHES, check_overrides
-    overrides = args.overrides + (FAST_SWITCHES if args.fast else [])
+    overrides = args.overrides + (profiles.FAST_SWITCHES if args.fast else [])
     tag = args.tag or ("fast" if args.fast else None)
     if overrides:
         if "overrides" in params:
             print("ddcmi reproduce: give config overrides with --set (or --fast) or with -p overrides=[...], "
                   "not both", file=sys.stderr)
             return 2
-        check_overrides(args.profile, overrides)  # a misspelt key or a bad value: refused before anything runs
+        profiles.check_overrides(args.profile, overrides)  # a misspelt key or a bad value: refused before anything runs
         params["overrides"] = overrides
         if args.name != "all" and "overrides" not in takes[args.name]:
             print(f"ddcmi reproduce: notebook {args.name} takes no config overrides (--set, --fast); "

@@ -6,8 +6,8 @@ does to a synthetic set's proxy outputs), ``draw_simplex`` plots one state.
 """
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -170,7 +170,7 @@ def build_demo(profile: str, dataset, device, seed: int = 0, sweep: DemoSweep | 
                progress: bool = True, overrides: list[str] | None = None) -> Demo:
     """Run (or reuse from the run store) every run of the demo's sweep and measure each set's CMI under the
     sweep's proxy pool. ``dataset`` is a loaded :class:`ddcmi.Dataset`; ``overrides`` (``key=value`` strings,
-    as for ``--set``) go on top of the sweep's own, for every run and the pool (speed switches, a device...)."""
+    as for ``--set``, speed switches say) go on top of the sweep's own, for every run and the pool."""
     import time
 
     from tqdm.auto import tqdm
