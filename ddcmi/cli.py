@@ -500,17 +500,18 @@ def cmd_reproduce(args) -> int:
             print("ddcmi reproduce: give config overrides with --set (or --fast) or with -p overrides=[...], "
                   "not both", file=sys.stderr)
             return 2
-        profiles.check_overrides(args.profile, overrides)  # a misspelt key or a bad value: refused before anything runs
-        params["overrides"] = overrides
         if args.name != "all" and "overrides" not in takes[args.name]:
             print(f"ddcmi reproduce: notebook {args.name} takes no config overrides (--set, --fast); "
                   "it reads what its grids recorded", file=sys.stderr)
             return 2
-        skipped = [n for n in names if "overrides" not in takes[n] or n in RECORDED.get(args.profile, ())]
-        if args.name == "all" and skipped:  # their reports would be the default ones again
-            names = [n for n in names if n not in skipped]
-            print(f"ddcmi reproduce: not {', '.join(skipped)}: at {args.profile} they read recorded cells, the same "
-                  "with or without overrides (name one to run it with them)", file=sys.stderr)
+        profiles.check_overrides(args.profile, overrides)  # a misspelt key or a bad value: refused before anything runs
+        params["overrides"] = overrides
+        if args.name == "all":  # leave out the notebooks whose reports would be the default ones again
+            left_out = [n for n in names if "overrides" not in takes[n] or n in RECORDED.get(args.profile, ())]
+            names = [n for n in names if n not in left_out]
+            if left_out:
+                print(f"ddcmi reproduce: not {', '.join(left_out)}: they take no overrides or, at {args.profile}, only "
+                      "read recorded cells (named alone, a notebook that takes overrides runs with them)", file=sys.stderr)
     if args.name == "all":  # each notebook gets the parameters it has; one that none has is a mistake
         unknown = sorted(set(params) - set().union(*takes.values()))
         if unknown:
