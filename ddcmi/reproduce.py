@@ -5,7 +5,8 @@ runs it, stores a slimmed copy of the executed notebook beside them (image outpu
 are there already), records the parameters, the seconds it took and the commit in ``reproduce.json`` (a forced re-run
 keeps the earlier runs' seconds there, under ``earlier``; an attempt stopped by Ctrl-C or SIGTERM keeps its
 seconds under ``interrupted``, and the finished report sums them in ``seconds_in_all``) and regenerates
-``reports/README.md``.
+``reports/README.md``. The kernel's own stderr (ipykernel's warnings; a traceback when a run is stopped mid-cell)
+goes to ``kernel.log`` in the report folder, not the terminal; it is not committed with the report.
 A notebook whose report exists with the same parameters is skipped, so an interrupted
 ``reproduce all`` resumes where it stopped. Distillation runs are shared through the runs folder.
 
@@ -105,6 +106,22 @@ def notebook_parameters(name: str, profile: str, directory: Path | None = None) 
     return {**values, "profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {})}
 
 
+KERNEL_LOG = "kernel.log"  # the notebook kernel's own stderr, beside the report
+
+
+def _kernel_writing_to(log):
+    """A kernel manager class whose kernel writes its own stderr to ``log`` rather than the terminal: ipykernel's
+    start-up warnings and, when a reproduction is stopped mid-cell, the traceback of the reply it can no longer send
+    (the notebook's outputs go through the kernel's messages, not its stderr, and are unchanged)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw.setdefault("stderr", log)
+            return await super().start_kernel(**kw)
+    return KernelManager
+
+
 def reproduce(name: str, profile: str, parameters: dict | None = None, reports_root: str | Path | None = None,
               directory: Path | None = None, force: bool = False, progress: bool = True, tag: str | None = None) -> Path:
     """Run notebook ``name`` at ``profile``; returns its report folder, ``reports/<profile>/<name>``, or
@@ -142,8 +159,10 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     import jupytext
     source = jupytext.read(directory / f"{name}.py")  # the tracked source; the paired .ipynb is the user's copy
     try:
-        nb = papermill.execute_notebook(source, None, parameters=params,
-                                        kernel_name="python3", progress_bar=progress, cwd=str(Path.cwd()))
+        with open(out / KERNEL_LOG, "ab") as kernel_log:
+            nb = papermill.execute_notebook(source, None, parameters=params, kernel_name="python3",
+                                            progress_bar=progress, cwd=str(Path.cwd()),
+                                            kernel_manager_class=_kernel_writing_to(kernel_log))
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the notebook's runs keep their checkpoints in the run store; the stamp (no
         # "seconds": not a finished report) keeps what this attempt cost, so the report, once finished, says

@@ -243,6 +243,66 @@ def test_a_stopped_reproduction_keeps_what_it_cost_and_the_finished_report_sums_
     assert "interrupted" not in stamp and len(stamp["earlier"][0]["interrupted"]) == 2
 
 
+_SLEEPY_NOTEBOOK = """# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+profile = "smoke"
+out_dir = "."
+marker = ""
+
+# %%
+import pathlib, time
+pathlib.Path(marker).write_text("started")
+time.sleep(120)
+"""
+
+_STOP_A_REPRODUCTION = """
+import sys
+from pathlib import Path
+from ddcmi.cli import _sigterm_as_interrupt
+from ddcmi import reproduce as rp
+rp.write_index = lambda root: None
+_sigterm_as_interrupt()
+try:
+    rp.reproduce("sleepy", "smoke", {{"marker": {marker!r}}}, reports_root=Path({reports!r}), directory=Path({nb!r}))
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_a_reproduction_stopped_mid_cell_leaves_the_kernel_s_complaints_in_its_log_not_on_the_terminal(tmp_path):
+    """SIGTERM while a notebook's cell runs: the terminal gets no traceback from the kernel (it logged one for
+    the reply it could no longer send, and warns at start-up); both are kept in the report's kernel.log."""
+    pytest.importorskip("papermill")
+    import signal
+    import subprocess
+    import sys
+    import time
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "sleepy.py").write_text(_SLEEPY_NOTEBOOK)
+    marker, reports = tmp_path / "started", tmp_path / "reports"
+    code = _STOP_A_REPRODUCTION.format(marker=str(marker), reports=str(reports), nb=str(tmp_path / "nb"))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not marker.exists() and proc.poll() is None and time.time() - t0 < 120:
+        time.sleep(0.2)
+    assert marker.exists(), proc.communicate()[1]
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "ZMQError" not in err and "[IPKernelApp]" not in err, err
+    log = (reports / "smoke" / "sleepy" / "kernel.log").read_text()
+    assert "[IPKernelApp]" in log
+    assert "interrupted" in json.loads((reports / "smoke" / "sleepy" / "reproduce.json").read_text())
+
+
 def test_reproduce_set_and_fast_give_every_notebook_that_makes_runs_the_overrides(tmp_path, monkeypatch, capsys):
     """`ddcmi reproduce all --set K=V` hands the overrides to each notebook with an `overrides` parameter
     (the rest run as they are, and are named); --fast is every measured speed switch, under the tag "fast";
