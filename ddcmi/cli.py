@@ -479,7 +479,7 @@ def cmd_experts(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import RECORDED, notebook_names, notebook_parameters, reproduce
+    from .reproduce import RECORDED, cost_seconds, notebook_names, notebook_parameters, reproduce
 
     params = {}
     for item in args.params:
@@ -517,11 +517,17 @@ def cmd_reproduce(args) -> int:
         if unknown:
             print(f"ddcmi reproduce: no notebook has parameter {', '.join(map(repr, unknown))}", file=sys.stderr)
             return 2
+    costs = []
     for name in names:
         mine = {k: v for k, v in params.items() if k in takes[name]} if args.name == "all" else params
         out = reproduce(name, args.profile, mine, args.reports,
                         force=args.force, progress=not args.quiet, tag=tag)
         print(f"{name}: {out}")
+        costs.append(cost_seconds(out))
+    if args.name == "all":  # the reproduction's end-to-end cost, however many sessions it took
+        print(f"reproduce all --profile {args.profile}: {len(names)} notebooks, "
+              f"{sum(c or 0 for c in costs) / 3600:.2f} h of machine time in all (each report's reproduce.json: "
+              "its last run and any interrupted attempts; a report made earlier counts what it cost then)")
     return 0
 
 

@@ -106,6 +106,14 @@ def notebook_parameters(name: str, profile: str, directory: Path | None = None) 
     return {**values, "profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(name, {})}
 
 
+def cost_seconds(out: str | Path) -> float | None:
+    """What report folder ``out`` cost to make: its last run's seconds plus any interrupted attempts'
+    (``seconds_in_all``); None for a folder no reproduction has finished."""
+    stamp = Path(out) / "reproduce.json"
+    recorded = json.loads(stamp.read_text()) if stamp.exists() else {}
+    return recorded.get("seconds_in_all", recorded.get("seconds"))
+
+
 KERNEL_LOG = "kernel.log"  # the notebook kernel's own stderr, beside the report
 
 

@@ -236,6 +236,7 @@ def test_a_stopped_reproduction_keeps_what_it_cost_and_the_finished_report_sums_
     assert ran and stamp["seconds"] < 60 and len(stamp["interrupted"]) == 2
     assert stamp["seconds_in_all"] == pytest.approx(600 + stamp["seconds"] + stamp["interrupted"][1]["seconds"], abs=0.2)
     assert "in all with 2 interrupted attempts" in _run_time(out, 30.0)
+    assert rp.cost_seconds(out) == stamp["seconds_in_all"] and rp.cost_seconds(tmp_path) is None
     rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports")  # finished now: skipped
     assert len(ran) == 1
     rp.reproduce("quickstart", "cpu", reports_root=tmp_path / "reports", force=True)  # its attempts go with it
@@ -329,7 +330,9 @@ def test_reproduce_set_and_fast_give_every_notebook_that_makes_runs_the_override
     assert main(["reproduce", "all", "--profile", "cpu", "--reports", reports, "--quiet", "--fast"]) == 0
     assert set(seen) == {f"{n}_fast" for n in takers - {"cmi_study"}}
     assert all(p["overrides"] == FAST_SWITCHES for p in seen.values())
-    assert "not cmi_study, cmi_across_methods:" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "not cmi_study, cmi_across_methods:" in said.err
+    assert f"reproduce all --profile cpu: {len(takers) - 1} notebooks, 0.00 h of machine time in all" in said.out
     seen.clear()
     assert main(["reproduce", "cmi_study", "--profile", "cpu", "--reports", reports, "--quiet", "--fast"]) == 0
     assert seen["cmi_study_fast"]["overrides"] == FAST_SWITCHES
