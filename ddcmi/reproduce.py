@@ -20,6 +20,7 @@ the curve and diagnostic notebooks; cross-architecture, the most expensive, last
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -166,6 +167,9 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     executed = out / f"{name}.ipynb"
     import jupytext
     source = jupytext.read(directory / f"{name}.py")  # the tracked source; the paired .ipynb is the user's copy
+    if progress:  # papermill's bar counts cells and does not name the notebook
+        tried = f", after {len(interrupted)} interrupted attempt{'s' * (len(interrupted) != 1)}" if interrupted else ""
+        print(f"ddcmi reproduce: running notebook {name} at {profile}{tried} -> {out}", file=sys.stderr, flush=True)
     try:
         with open(out / KERNEL_LOG, "ab") as kernel_log:
             nb = papermill.execute_notebook(source, None, parameters=params, kernel_name="python3",

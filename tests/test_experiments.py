@@ -299,6 +299,7 @@ def test_a_reproduction_stopped_mid_cell_leaves_the_kernel_s_complaints_in_its_l
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "ZMQError" not in err and "[IPKernelApp]" not in err, err
+    assert "running notebook sleepy at smoke" in err  # papermill's bar does not name it
     log = (reports / "smoke" / "sleepy" / "kernel.log").read_text()
     assert "[IPKernelApp]" in log
     assert "interrupted" in json.loads((reports / "smoke" / "sleepy" / "reproduce.json").read_text())
