@@ -32,5 +32,9 @@ class RunLockedError(DDCMIError, RuntimeError):
     """Another process is working in the same run folder."""
 
 
+class KernelDiedError(DDCMIError, RuntimeError):
+    """The kernel running a notebook (``ddcmi reproduce``) died: killed from outside or crashed."""
+
+
 class RunnerError(DDCMIError, RuntimeError):
     """A runner (a local Ray, a cluster) could not start or be reached."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import re
 
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, KernelDiedError, UnknownNameError
 from . import store
 from .report import write_index
 from .utils import atomic_write_json, atomic_write_text, git_commit
@@ -166,6 +166,7 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     out.mkdir(parents=True, exist_ok=True)
     executed = out / f"{name}.ipynb"
     import jupytext
+    from nbclient.exceptions import DeadKernelError
     source = jupytext.read(directory / f"{name}.py")  # the tracked source; the paired .ipynb is the user's copy
     if progress:  # papermill's bar counts cells and does not name the notebook
         tried = f", after {len(interrupted)} interrupted attempt{'s' * (len(interrupted) != 1)}" if interrupted else ""
@@ -175,15 +176,22 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
             nb = papermill.execute_notebook(source, None, parameters=params, kernel_name="python3",
                                             progress_bar=progress, cwd=str(Path.cwd()),
                                             kernel_manager_class=_kernel_writing_to(kernel_log))
-    except KeyboardInterrupt:
-        # Ctrl-C or SIGTERM: the notebook's runs keep their checkpoints in the run store; the stamp (no
-        # "seconds": not a finished report) keeps what this attempt cost, so the report, once finished, says
-        # what it cost in all
+    except (KeyboardInterrupt, DeadKernelError) as exc:
+        # Ctrl-C or SIGTERM, or the kernel died (killed for memory, say): the notebook's runs keep their
+        # checkpoints in the run store; the stamp (no "seconds": not a finished report) keeps what this attempt
+        # cost, so the report, once finished, says what it cost in all
         entry = {"seconds": round(time.time() - t0, 1), "commit": git_commit(),
-                 "stopped_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                 "stopped_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 **({"kernel_died": True} if isinstance(exc, DeadKernelError) else {})}
         atomic_write_json({**stamped, **({"earlier": earlier} if earlier else {}),
                            "interrupted": interrupted + [entry]}, stamp)
-        raise
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise KernelDiedError(
+            f"notebook {name} (profile {profile}): its kernel died after {entry['seconds']:.0f} s, killed from outside "
+            f"(often for want of memory: close other programs, or lower the profile) or crashed; its own stderr is in "
+            f"{out / KERNEL_LOG}. What it finished is kept (runs, proxy pools, evaluations, cells); the same command "
+            "continues") from None
     except papermill.exceptions.PapermillExecutionError as exc:
         kind = _kit_errors().get(exc.ename)
         if kind is None:

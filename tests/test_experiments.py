@@ -305,6 +305,23 @@ def test_a_reproduction_stopped_mid_cell_leaves_the_kernel_s_complaints_in_its_l
     assert "interrupted" in json.loads((reports / "smoke" / "sleepy" / "reproduce.json").read_text())
 
 
+def test_a_notebook_whose_kernel_dies_is_a_clear_error_that_keeps_the_attempt(tmp_path, monkeypatch):
+    """A kernel killed from outside (the OOM killer, say) is not a traceback: the error names the notebook,
+    the likely cause, the kernel's log and the command that continues; the attempt's seconds are kept."""
+    pytest.importorskip("papermill")
+    import ddcmi
+    from ddcmi import reproduce as rp
+    monkeypatch.setattr("ddcmi.reproduce.write_index", lambda root: None)
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "dying.py").write_text(_SLEEPY_NOTEBOOK.replace(
+        "time.sleep(120)", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"))
+    with pytest.raises(ddcmi.DDCMIError, match="notebook dying .*kernel died.*memory.*kernel.log.*same command"):
+        rp.reproduce("dying", "smoke", {"marker": str(tmp_path / "started")}, reports_root=tmp_path / "reports",
+                     directory=tmp_path / "nb", progress=False)
+    stamp = json.loads((tmp_path / "reports" / "smoke" / "dying" / "reproduce.json").read_text())
+    assert "seconds" not in stamp and stamp["interrupted"][0]["kernel_died"] is True
+
+
 def test_reproduce_set_and_fast_give_every_notebook_that_makes_runs_the_overrides(tmp_path, monkeypatch, capsys):
     """`ddcmi reproduce all --set K=V` hands the overrides to each notebook with an `overrides` parameter
     (the rest run as they are, and are named); --fast is every measured speed switch, under the tag "fast";
