@@ -6,7 +6,8 @@ are there already), records the parameters, the seconds it took and the commit i
 keeps the earlier runs' seconds there, under ``earlier``; an attempt stopped by Ctrl-C or SIGTERM keeps its
 seconds under ``interrupted``, and the finished report sums them in ``seconds_in_all``) and regenerates
 ``reports/README.md``. The kernel's own stderr (ipykernel's warnings; a traceback when a run is stopped mid-cell)
-goes to ``kernel.log`` in the report folder, not the terminal; it is not committed with the report.
+goes to ``kernel.log`` in the report folder, not the terminal (not after bad input the kit names: nothing is left
+behind then); it is not committed with the report.
 A notebook whose report exists with the same parameters is skipped, so an interrupted
 ``reproduce all`` resumes where it stopped. Distillation runs are shared through the runs folder.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -131,6 +133,16 @@ def _kernel_writing_to(log):
     return KernelManager
 
 
+def _keep_kernel_log(log, path: Path | None) -> None:
+    """Add what the kernel wrote to its stderr (``log``, a temporary file) to ``path``, then close ``log``."""
+    with log:
+        log.seek(0)
+        said = log.read()
+    if path is not None and said:
+        before = path.read_bytes() if path.exists() else b""
+        atomic_write_text((before + said).decode(errors="replace"), path)
+
+
 def reproduce(name: str, profile: str, parameters: dict | None = None, reports_root: str | Path | None = None,
               directory: Path | None = None, force: bool = False, progress: bool = True, tag: str | None = None) -> Path:
     """Run notebook ``name`` at ``profile``; returns its report folder, ``reports/<profile>/<name>``, or
@@ -171,11 +183,11 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
     if progress:  # papermill's bar counts cells and does not name the notebook
         tried = f", after {len(interrupted)} interrupted attempt{'s' * (len(interrupted) != 1)}" if interrupted else ""
         print(f"ddcmi reproduce: running notebook {name} at {profile}{tried} -> {out}", file=sys.stderr, flush=True)
+    kernel_log, keep_log = tempfile.TemporaryFile(), True
     try:
-        with open(out / KERNEL_LOG, "ab") as kernel_log:
-            nb = papermill.execute_notebook(source, None, parameters=params, kernel_name="python3",
-                                            progress_bar=progress, cwd=str(Path.cwd()),
-                                            kernel_manager_class=_kernel_writing_to(kernel_log))
+        nb = papermill.execute_notebook(source, None, parameters=params, kernel_name="python3",
+                                        progress_bar=progress, cwd=str(Path.cwd()),
+                                        kernel_manager_class=_kernel_writing_to(kernel_log))
     except (KeyboardInterrupt, DeadKernelError) as exc:
         # Ctrl-C or SIGTERM, or the kernel died (killed for memory, say): the notebook's runs keep their
         # checkpoints in the run store; the stamp (no "seconds": not a finished report) keeps what this attempt
@@ -196,8 +208,12 @@ def reproduce(name: str, profile: str, parameters: dict | None = None, reports_r
         kind = _kit_errors().get(exc.ename)
         if kind is None:
             raise
-        # the kit's own error (bad input, a locked run...) says what is wrong and how to fix it: no traceback
+        # the kit's own error (bad input, a locked run...) says what is wrong and how to fix it: no traceback,
+        # and nothing left behind
+        keep_log = False
         raise kind(f"notebook {name} (profile {profile}) stopped: {exc.evalue}") from None
+    finally:
+        _keep_kernel_log(kernel_log, out / KERNEL_LOG if keep_log else None)
     for cell in nb.cells:
         for o in cell.get("outputs", []):
             data = o.get("data", {})
