@@ -9,6 +9,7 @@ curves along the run (CMI, accuracy) are measured afterwards from the same run t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import platform
@@ -187,20 +188,7 @@ class Distiller:
     def finished(self) -> DistillResult | None:
         """The finished run in ``out_dir`` (``synset.pt`` and ``config.json`` of this config), else None:
         recognised without its checkpoint too."""
-        if self.out_dir is None:
-            return None
-        done, conf = self.out_dir / "synset.pt", self.out_dir / "config.json"
-        if not (done.exists() and conf.exists()):
-            return None
-        try:
-            saved = DistillConfig.from_dict(json.loads(conf.read_text())["config"])
-        except (OSError, ValueError, KeyError, TypeError, DDCMIError):
-            return None
-        if saved.key() != self.config.key():
-            return None
-        hist = self.out_dir / "history.json"
-        history = json.loads(hist.read_text()) if hist.exists() else {"steps": [], "evals": []}
-        return DistillResult(SyntheticSet.load(done, expect_dataset=self.config.dataset), history, self.out_dir)
+        return None if self.out_dir is None else finished_run(self.out_dir, self.config)
 
     def _run(self) -> DistillResult:
         cfg = self.config
@@ -384,6 +372,42 @@ class Distiller:
         return SyntheticSet(images.cpu(), labels.cpu(), list(d.classes), d.mean, d.std, d.name, d.label,
                             self.config.method, self.config.profile, self.config.seed, self.config.to_dict(), prov,
                             **self.method.artefact_fields())
+
+
+def finished_run(out_dir: str | Path, config: DistillConfig) -> DistillResult | None:
+    """The finished run of ``config`` in ``out_dir`` (its ``synset.pt``, and ``config.json`` with this
+    config's key), else None."""
+    out_dir = Path(out_dir)
+    done, conf = out_dir / "synset.pt", out_dir / "config.json"
+    if not (done.exists() and conf.exists()):
+        return None
+    try:
+        saved = DistillConfig.from_dict(json.loads(conf.read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError, DDCMIError):
+        return None
+    if saved.key() != config.key():
+        return None
+    hist = out_dir / "history.json"
+    history = json.loads(hist.read_text()) if hist.exists() else {"steps": [], "evals": []}
+    return DistillResult(SyntheticSet.load(done, expect_dataset=config.dataset), history, out_dir)
+
+
+def cmi_free_twin(config: DistillConfig) -> DistillConfig | None:
+    """The config without CMI whose run makes this +CMI config's set bit for bit, or None.
+
+    With synthetic centroids each class's centroid is the mean of its own images' probabilities, so
+    with one image per class every image is its centroid: the CMI and its gradient are identically zero
+    (``CMIRegularizer.known_zero`` then skips the term). Where the CMI term sees the stored images
+    themselves (``cmi_sees_stored_set``: DM, DC, DSA, MTT; not IDC or IDM, which decode several images
+    per class), a +CMI run at IPC 1 therefore does its base method's arithmetic and draws (proxy draws
+    have their own stream) and makes its set (tests/test_twin.py). The twin is the config the profile
+    builds for the base method with the same overrides."""
+    if not config.uses_cmi or config.cmi.centroids != "synthetic" or config.ipc > 1:
+        return None
+    if not METHODS.get(config.base_method).cmi_sees_stored_set:
+        return None
+    return dataclasses.replace(config, method=config.base_method,
+                               cmi=dataclasses.replace(config.cmi, weight=0.0, weight_note=""))
 
 
 RUN_FILES = ("checkpoint.pt", "synset.pt", "history.json", "config.json", "initial_images.pt", "eval.json",

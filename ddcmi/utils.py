@@ -97,6 +97,11 @@ def load_artefact(path: str | os.PathLike, fmt: str, what: str, fix: str) -> dic
     return d
 
 
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy the file ``src`` to ``dst`` atomically (a reader sees the old file or the whole new one)."""
+    return _atomic(Path(dst), lambda f: f.write(Path(src).read_bytes()))
+
+
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     return _atomic(Path(path), lambda f: f.write(text.encode()))
 

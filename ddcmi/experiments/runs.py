@@ -6,6 +6,7 @@ Evaluations are cached under ``<store>/runs/evals`` by the content of the set th
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -14,11 +15,12 @@ import torch
 
 from .. import store
 from ..data import Dataset, load_dataset
-from ..distill import Distiller
+from ..distill import Distiller, cmi_free_twin, finished_run
 from ..evaluate import recipe_key
+from ..locks import locked
 from ..profiles import make_config
 from ..proxy import ProxyPool
-from ..utils import atomic_write_json, pick_device, slug
+from ..utils import atomic_copy, atomic_write_json, pick_device, slug
 
 
 def runs_dir() -> Path:
@@ -34,9 +36,39 @@ def run_dir_for(config) -> Path:
 def run_or_resume(config, dataset: Dataset, device, pool: ProxyPool | None = None, progress: bool = True,
                   sampler=None, wait: bool = False):
     """Distill (or resume, or reuse a finished run of) ``config`` in its runs folder (``wait``: queue
-    behind another process working there instead of refusing)."""
+    behind another process working there instead of refusing). A +CMI run whose set is its base
+    method's bit for bit (``cmi_free_twin``: IPC 1) is taken from the base run when that has finished."""
+    twin = cmi_free_twin(config)
+    if twin is not None:
+        adopt_twin(config, twin, wait)
     return Distiller(config, dataset, device=device, out_dir=run_dir_for(config), pool=pool,
                      progress=progress, sampler=sampler, wait=wait).run()
+
+
+def adopt_twin(config, twin, wait: bool = False) -> bool:
+    """Write ``config``'s run folder from the finished run of ``twin`` (its ``cmi_free_twin``): the same
+    set, history, initial images and snapshots under ``config``, with ``same_set_as`` in the provenance naming the
+    twin's run and why. Only when the twin has finished and ``config``'s run has not begun (no
+    checkpoint, no result); returns whether it wrote the folder."""
+    src, out = run_dir_for(twin), run_dir_for(config)
+    if not (src / "config.json").exists() or any((out / n).exists() for n in ("config.json", "checkpoint.pt")):
+        return False
+    with locked(out, wait=wait):
+        base = finished_run(src, twin)
+        if base is None or (out / "config.json").exists() or (out / "checkpoint.pt").exists():
+            return False
+        prov = {**base.synset.provenance,
+                "same_set_as": {"run": src.name, "why": "with one image per class and synthetic centroids the CMI and "
+                                "its gradient are identically zero: the base method's run makes this set bit for bit"}}
+        synset = dataclasses.replace(base.synset, method=config.method, config=config.to_dict(), provenance=prov)
+        # its pixel snapshots too (curves along the run read them) and the initialisation
+        for path in [src / "initial_images.pt", *sorted((src / "snapshots").glob("it*"))]:
+            if path.is_file():
+                atomic_copy(path, out / path.relative_to(src))
+        atomic_write_json(base.history, out / "history.json")
+        synset.save(out / "synset.pt")
+        atomic_write_json({"config": config.to_dict(), "provenance": prov}, out / "config.json")  # last: finished
+    return True
 
 
 def evaluated(images, labels, dataset: Dataset, eval_config, seed: int, device, progress: bool = True) -> dict:

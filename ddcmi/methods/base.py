@@ -54,6 +54,9 @@ class MatchingMethod:
     no_class_split: ClassVar[str | None] = None
     batches_classes: ClassVar[bool] = False  # honours DistillConfig.batch_classes (all classes in one forward)
     autocasts_real: ClassVar[bool] = False  # honours DistillConfig.autocast "real" (no-grad real embeddings in bf16)
+    # the CMI term sees the stored images themselves (DM, DC, DSA, MTT), not several decoded from each (IDC, IDM):
+    # then at IPC 1 with synthetic centroids it is identically zero (ddcmi.distill.cmi_free_twin)
+    cmi_sees_stored_set: ClassVar[bool] = True
 
     def __init__(self, config, dataset, sampler, device, classes: Sequence[int] | None = None):
         self.config, self.dataset, self.sampler, self.device = config, dataset, sampler, device

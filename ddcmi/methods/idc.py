@@ -38,6 +38,7 @@ def mse_distance(grads_real: list[torch.Tensor], grads_syn: list[torch.Tensor]) 
 @register("idc")
 class IDCMatching(MatchingMethod):
     factor = FACTOR
+    cmi_sees_stored_set = False  # the CMI term sees factor^2 decoded images per stored image
     # method.md section 5
     paper_lambda = {("cifar10", 10): 100, ("cifar10", 50): 50, ("cifar100", 10): 100, ("cifar100", 50): 50,
                     ("svhn", 10): 50, ("svhn", 50): 50}

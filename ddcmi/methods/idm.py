@@ -120,6 +120,7 @@ class _Member:
 class IDMMatching(MatchingMethod):
     options = IDMOptions
     factor = FACTOR
+    cmi_sees_stored_set = False  # the CMI term sees factor^2 decoded images per stored image
     # No lambda is published for IDM. Rule (docs/profiles.md): DM's published value for the dataset and
     # IPC: IDM's matching term is DM's (the same embedding and distance, summed over classes once per
     # iteration) and its CMI term is the whole set's CMI applied once per iteration, as in DM.
