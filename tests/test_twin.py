@@ -8,7 +8,7 @@ import torch
 
 from ddcmi import Distiller
 from ddcmi.config import DistillConfig
-from ddcmi.distill import cmi_free_twin
+from ddcmi.distill import cmi_free_twin, snapshots
 from ddcmi.experiments import run_dir_for, run_or_resume
 from ddcmi.experiments.runs import adopt_twin
 from ddcmi.profiles import FAST_SWITCHES, make_config
@@ -58,7 +58,6 @@ def test_the_cmi_run_at_ipc1_is_its_twins_bit_for_bit_and_is_taken_from_it(toy, 
     assert DistillConfig.from_dict(saved["config"]).key() == cmi.key()
     assert saved["provenance"]["same_set_as"]["run"] == run_dir_for(base).name
     # the snapshots that curves along the run read, the same as the computed run's
-    from ddcmi.distill import snapshots
     snaps, want = snapshots(run_dir_for(cmi)), snapshots(tmp_path / "computed")
     assert snaps and sorted(snaps) == sorted(want)
     assert all(torch.equal(torch.load(snaps[i]), torch.load(want[i])) for i in snaps)

@@ -51,11 +51,15 @@ def adopt_twin(config, twin, wait: bool = False) -> bool:
     twin's run and why. Only when the twin has finished and ``config``'s run has not begun (no
     checkpoint, no result); returns whether it wrote the folder."""
     src, out = run_dir_for(twin), run_dir_for(config)
-    if not (src / "config.json").exists() or any((out / n).exists() for n in ("config.json", "checkpoint.pt")):
+
+    def begun() -> bool:
+        return any((out / n).exists() for n in ("config.json", "checkpoint.pt"))
+
+    if not (src / "config.json").exists() or begun():  # the cheap look first, then again under the lock
         return False
     with locked(out, wait=wait):
         base = finished_run(src, twin)
-        if base is None or (out / "config.json").exists() or (out / "checkpoint.pt").exists():
+        if base is None or begun():
             return False
         prov = {**base.synset.provenance,
                 "same_set_as": {"run": src.name, "why": "with one image per class and synthetic centroids the CMI and "
